@@ -40,7 +40,7 @@ def test_damaged_cache_is_rebuilt_not_loaded(tmp_path):
     cache = _damaged_copy(tmp_path, "truncated")
     rebuilt = build_embedded_cache(tmp_path)  # converts the GGUF again: about 30 s
     assert rebuilt == cache and cache_is_valid(cache)
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "temporary build folders left behind"
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".") and p.is_dir()], "temporary build folders left behind"
 
 
 def test_local_folder_loads_safely(tmp_path):
