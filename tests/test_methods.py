@@ -1,0 +1,81 @@
+"Every registered method trains on the tiny model, its validation loss falls, and what it saves reloads to the same outputs."
+import json
+
+import pytest
+import torch
+from datasets import DatasetDict
+
+from conftest import ft_nb
+from ft_nb.data.builtin import load_data
+from ft_nb.methods.core import count_parameters, list_methods, load_trained, save_trained
+from ft_nb.models import load_base_model
+from ft_nb.train.sft import SFTConfig, train_sft
+
+METHODS = ["full", "lora", "qlora", "prefix", "prompt", "ia3", "houlsby", "pfeiffer"]
+LR = {"full": 1e-3, "lora": 1e-2, "qlora": 1e-2, "prefix": 3e-2, "prompt": 3e-1, "ia3": 3e-2, "houlsby": 1e-2, "pfeiffer": 1e-2}
+
+
+@pytest.fixture(scope="module")
+def small():
+    d = load_data("people")
+    return DatasetDict({"train": d["train"].select(range(64)), "validation": d["validation"].select(range(8))})
+
+
+def test_every_method_is_registered():
+    assert set(METHODS) <= set(list_methods())
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_method_trains_and_reloads(method, small, tmp_path):
+    base, tok = load_base_model("tiny", device="cpu")
+    model, hist = train_sft(base, tok, small, method, SFTConfig(max_steps=8, lr=LR[method], eval_every=4, batch_size=8, seed=0))
+    evals = hist.series("eval_loss")[1]
+    assert evals[-1] < evals[0] - 0.01, evals
+    share = count_parameters(model)["percent"]
+    assert (share == 100) if method == "full" else (0 < share < 5), share
+    x = tok(["Ada Lovelace, 36, lives in London.", "import os"], return_tensors="pt", padding=True)
+    with torch.no_grad():
+        out = model(**x).logits
+        folder = save_trained(model, tmp_path / "saved", method)
+        again = load_trained(load_base_model("tiny", device="cpu", seed=1)[0], folder).eval()
+        assert (again(**x).logits - out).abs().max().item() < 1e-4
+    assert json.loads((folder / "ft_nb_method.json").read_text())["method"] == method
+
+
+def test_report_to_tensorboard_and_offline_wandb(small, tmp_path, monkeypatch):
+    monkeypatch.delenv("WANDB_MODE", raising=False); monkeypatch.delenv("WANDB_DIR", raising=False)
+    base, tok = load_base_model("tiny", device="cpu")
+    train_sft(base, tok, small, "lora", SFTConfig(max_steps=2, eval_every=2, seed=0, report_to="tensorboard,wandb"), output_dir=tmp_path)
+    assert list(tmp_path.glob("runs/*/events.out.tfevents.*")), "no TensorBoard event file"
+    assert list(tmp_path.glob("wandb/offline-run-*")), "no offline W&B run"
+    with pytest.raises(ValueError, match="unknown integration"):
+        train_sft(*load_base_model("tiny", device="cpu"), small, "lora", SFTConfig(max_steps=1, report_to="mlflow"))
+
+
+def test_train_job_runs_a_method_with_options(out):
+    r = ft_nb("run", "train", "--quick", "-p", "method", "houlsby", "-p", "method_options", '{"size": 8}', "-p", "data", "people",
+              "-p", "n_generate", "2", "--output-root", out, "--run-name", "h")
+    assert r.returncode == 0, r.stderr[-3000:]
+    m = json.loads((out / "h" / "metrics.json").read_text())
+    assert m["method"] == "houlsby" and m["method_options"] == {"size": 8}
+    assert m["reload_max_abs_diff"] < 1e-4 and m["adapter_bytes"] > 0 and m["step_s_median"] > 0
+    assert set(m["before"]) == {"valid_json", "exact", "fields"}
+    assert len((out / "h" / "generations.jsonl").read_text().splitlines()) == 2
+
+
+def test_train_job_rejects_bad_method_options(out):
+    r = ft_nb("run", "train", "--quick", "-p", "method_options", "{r: 8}", "--output-root", out, "--run-name", "bad")
+    assert r.returncode == 1 and "parameter method_options: expected a JSON object" in r.stderr
+    assert json.loads((out / "bad" / "manifest.json").read_text())["status"] == "failed"
+    r = ft_nb("run", "train", "--quick", "-p", "method_options", '{"rank": 8}', "--output-root", out, "--run-name", "bad2")
+    assert r.returncode == 1 and "has no option(s) ['rank']" in r.stderr
+
+
+@pytest.mark.parametrize("job, files", [("compare", ["comparison.md", "comparison.png", "comparison.json"]),
+                                        ("sweep", ["sweep.md", "sweep.png", "sweep.json"])])
+def test_compare_and_sweep_jobs_quick(job, files, out):
+    r = ft_nb("run", job, "--quick", "--output-root", out, "--run-name", job)
+    assert r.returncode == 0, r.stderr[-3000:]
+    for f in files: assert (out / job / f).stat().st_size > 0, f
+    rows = json.loads((out / job / files[2]).read_text())
+    assert len(rows) == 2 and all("error" not in r for r in rows)
