@@ -11,7 +11,7 @@ PARAMS = ["-p", "base_model", "tiny", "-p", "data", "people", "-p", "max_steps",
 
 def _rows(run):
     # timings differ, and the Trainer's closing `train_loss` averages only the steps this process ran
-    keep = lambda r: {k: v for k, v in r.items() if not any(t in k for t in ("runtime", "per_second", "_time")) and k != "train_loss"}
+    keep = lambda r: {k: v for k, v in r.items() if not any(t in k for t in ("runtime", "per_second", "_time", "per_s")) and k != "train_loss"}
     return [keep(json.loads(l)) for l in (run / "metrics.jsonl").read_text().splitlines()]
 
 

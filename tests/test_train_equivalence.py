@@ -37,7 +37,9 @@ def test_accumulation_gives_the_same_update(data):
 def test_packing_gives_the_same_update(data):
     padded, loss_padded = _train(data, batch_size=4)
     packed, loss_packed = _train(data, batch_size=4, packing=True)
-    _assert_same(padded, packed, atol=1e-5)
+    # Adam divides each gradient entry by its running RMS, so rounding differences in tiny entries
+    # (masked SDPA on one packed row against padded rows) come out at step size: 5e-5 is 0.5% of a step at lr 1e-2
+    _assert_same(padded, packed, atol=5e-5)
     assert loss_padded == pytest.approx(loss_packed, rel=1e-4)
 
 
