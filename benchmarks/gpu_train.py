@@ -58,19 +58,20 @@ def run(name, config, tok, data, method, cfg, quantize=False, attn="sdpa"):
         free()
     if CUDA: torch.cuda.reset_peak_memory_stats()
     timer = StepTimer()
-    model, hist = train_sft(model, tok, data, method, cfg, callbacks=[timer])
+    res = train_sft(model, tok, data, method, cfg, callbacks=[timer])
+    model, hist = res.model, res.history
     peak = torch.cuda.max_memory_allocated() if CUDA else 0
     rows = [r for r in hist.rows if "tokens_per_s" in r]
     steady = rows[2:] or rows  # the first steps include compilation and allocator warm-up
     out = {"name": name, "method": method, "attention": attn, "packing": cfg.packing, "gradient_checkpointing": cfg.gradient_checkpointing,
            "batch_size": cfg.batch_size, "steps": cfg.max_steps, **count_parameters(model),
-           "peak_memory_gib": peak / GiB, "estimate_gib": hist.memory_estimate.total / GiB,
+           "peak_memory_gib": peak / GiB, "estimate_gib": res.memory_estimate.total / GiB,
            "step_s_median": statistics.median(timer.times[2:] or timer.times),
            "tokens_per_s": statistics.mean(r["tokens_per_s"] for r in steady),
            "supervised_tokens": rows[-1]["supervised_tokens"], "tokens": rows[-1]["num_input_tokens_seen"],
            "eval_loss": hist.series("eval_loss")[1]}
     print(json.dumps(out), flush=True)
-    del model, hist; free()
+    del model, hist, res; free()
     return out
 
 

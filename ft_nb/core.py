@@ -6,7 +6,7 @@ Docs: https://ft-nb.github.io/ft_nb/core.html.md"""
 
 # %% ../nbs/00_core.ipynb #fe2e6561
 from __future__ import annotations
-import configparser, contextlib, datetime as dt, json, os, platform, subprocess, tempfile
+import configparser, contextlib, datetime as dt, importlib, json, os, pkgutil, platform, subprocess, tempfile
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -15,7 +15,7 @@ import torch
 # %% auto #0
 __all__ = ['SETTINGS_FILE', 'MANIFEST', 'Settings', 'find_settings_file', 'get_settings', 'seed_everything', 'pick_device',
            'pick_dtype', 'atomic_path', 'atomic_write_text', 'atomic_write_json', 'atomic_dir', 'run_dir_for',
-           'package_versions', 'git_state', 'start_run', 'finish_run', 'read_manifest']
+           'package_versions', 'git_state', 'start_run', 'finish_run', 'read_manifest', 'Registry']
 
 # %% ../nbs/00_core.ipynb #aafc2b82
 @dataclass(frozen=True)
@@ -67,7 +67,9 @@ def _convert(name: str, raw, where: str):
     if "Path" in kind: return Path(raw)
     return raw
 
-def get_settings(path: Path | str | None = None, **overrides) -> Settings:
+def get_settings(path: Path | str | None = None,  # a settings file; None: `find_settings_file`
+                 **overrides,  # settings that win over the file and the environment
+                ) -> Settings:
     "Settings from `settings.ini` (found by `find_settings_file` unless `path` is given), `FT_NB_*` env vars, then `overrides`."
     known = {f.name for f in fields(Settings)} - {"source"}
     if unknown := set(overrides) - known:
@@ -121,7 +123,9 @@ def pick_dtype(device: torch.device | str) -> torch.dtype:
 
 # %% ../nbs/00_core.ipynb #c891cb2b
 @contextlib.contextmanager
-def atomic_path(path: Path | str, suffix: str = ""):
+def atomic_path(path: Path | str,  # the file to write
+                suffix: str = "",  # the temporary file's suffix; default: the target's
+               ):
     "Yield a temporary path beside `path`; on success rename it onto `path`, on error remove it."
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -134,14 +138,19 @@ def atomic_path(path: Path | str, suffix: str = ""):
     finally:
         tmp.unlink(missing_ok=True)
 
-def atomic_write_text(path: Path | str, text: str) -> Path:
+def atomic_write_text(path: Path | str,  # the file to write
+                      text: str,  # its content
+                     ) -> Path:
     "Write `text` to `path` atomically (fsynced before the rename)."
     with atomic_path(path) as tmp:
         with open(tmp, "w", encoding="utf-8") as f:
             f.write(text); f.flush(); os.fsync(f.fileno())
     return Path(path)
 
-def atomic_write_json(path: Path | str, obj, indent: int = 2) -> Path:
+def atomic_write_json(path: Path | str,  # the file to write
+                      obj,  # anything `json` can write, with paths and numpy/torch scalars
+                      indent: int = 2,  # JSON indentation
+                     ) -> Path:
     "Write `obj` as JSON to `path` atomically; paths and numpy/torch scalars are converted."
     return atomic_write_text(path, json.dumps(obj, indent=indent, default=_json_default) + "\n")
 
@@ -166,7 +175,10 @@ def _json_default(o):
     raise TypeError(f"{type(o).__name__} is not JSON serialisable")
 
 # %% ../nbs/00_core.ipynb #7c918d74
-def run_dir_for(name: str | None = None, job: str = "run", root: Path | str | None = None) -> Path:
+def run_dir_for(name: str | None = None,  # the run's name; None: `<job>-<timestamp>`
+                job: str = "run",  # the job, for a default name
+                root: Path | str | None = None,  # where run folders go; None: the settings' output_root
+               ) -> Path:
     "The folder of run `name` under `root` (default: settings' output_root); no name: `<job>-<timestamp>`."
     root = Path(root) if root else get_settings().output_root
     name = name or f"{job}-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
@@ -198,7 +210,11 @@ def git_state(path: Path | str | None = None) -> dict | None:
 MANIFEST = "manifest.json"
 _now = lambda: dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
-def start_run(run_dir: Path | str, job: str, params: dict, seed: int | None = None) -> Path:
+def start_run(run_dir: Path | str,  # the run folder (created)
+              job: str,  # the job's name
+              params: dict,  # the resolved parameters
+              seed: int | None = None,  # the seed the run uses
+             ) -> Path:
     "Create `run_dir` and write its manifest with status 'running'. A manifest already there (written by `ft_nb run`) keeps its start time."
     run_dir = Path(run_dir); run_dir.mkdir(parents=True, exist_ok=True)
     old = read_manifest(run_dir) if (run_dir / MANIFEST).exists() else {}
@@ -209,7 +225,10 @@ def start_run(run_dir: Path | str, job: str, params: dict, seed: int | None = No
     atomic_write_json(run_dir / MANIFEST, m)
     return run_dir
 
-def finish_run(run_dir: Path | str, status: str, **extra) -> dict:
+def finish_run(run_dir: Path | str,  # the run folder
+               status: str,  # 'succeeded' or 'failed'
+               **extra,  # fields to record: an error, metrics
+              ) -> dict:
     "Mark the run 'succeeded' or 'failed', with its end time and any `extra` fields (an error, metrics)."
     if status not in ("succeeded", "failed"): raise ValueError(f"status must be 'succeeded' or 'failed', got {status!r}")
     m = read_manifest(run_dir)
@@ -222,3 +241,38 @@ def read_manifest(run_dir: Path | str) -> dict:
     p = Path(run_dir) / MANIFEST
     if not p.is_file(): raise FileNotFoundError(f"No {MANIFEST} in {run_dir}: not a run folder")
     return json.loads(p.read_text())
+
+# %% ../nbs/00_core.ipynb #1ea10841
+class Registry:
+    "Named entries of one kind, registered by decorator in the modules of `package` and found by importing them all."
+    def __init__(self, kind: str,  # what the entries are, for messages: 'method', 'dataset', ...
+                 package: str):  # the package whose modules register them
+        self.kind, self.package, self.entries, self._walking = kind, package, {}, False
+
+    def add(self, name: str, entry):
+        "Register `entry` as `name` (a later registration of the same name replaces it); returns `entry`."
+        self.entries[name] = entry
+        return entry
+
+    def discover(self) -> None:
+        "Import every module of the package, so that each registers its entries (cheap after the first call)."
+        if self._walking: return  # a module being imported looked something up
+        self._walking = True
+        try:
+            pkg = importlib.import_module(self.package)
+            for m in pkgutil.iter_modules(pkg.__path__): importlib.import_module(f"{self.package}.{m.name}")
+        finally: self._walking = False
+
+    def names(self) -> list[str]:
+        "The registered names, in the order they were registered."
+        self.discover()
+        return list(self.entries)
+
+    def get(self, name: str):
+        "The entry registered as `name`; an unknown name fails listing the known ones."
+        self.discover()
+        if name not in self.entries: raise ValueError(f"Unknown {self.kind} {name!r}; registered: {', '.join(self.entries) or '(none)'}")
+        return self.entries[name]
+
+    def __contains__(self, name) -> bool: self.discover(); return name in self.entries
+    def __repr__(self): return f"Registry({self.kind!r}, {self.package!r}: {', '.join(self.entries)})"

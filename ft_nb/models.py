@@ -10,13 +10,14 @@ import contextlib, fcntl, hashlib, importlib.util, json, os, shutil, tempfile
 from pathlib import Path
 
 import torch
+from tqdm.auto import tqdm
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, LlamaConfig, PreTrainedModel, PreTrainedTokenizerBase
 
 from .core import get_settings, pick_device, pick_dtype
 
 # %% auto #0
 __all__ = ['EMBEDDED', 'TINY', 'embedded_gguf', 'cache_is_valid', 'embedded_cache_dir', 'build_embedded_cache', 'tiny_config',
-           'load_tokenizer', 'load_base_model', 'chat']
+           'load_tokenizer', 'load_base_model', 'chat', 'generate_replies']
 
 # %% ../nbs/01_models.ipynb #1a161f00
 EMBEDDED, TINY = "embedded", "tiny"
@@ -70,7 +71,9 @@ def _file_lock(path: Path):
         try: yield
         finally: fcntl.flock(f, fcntl.LOCK_UN)
 
-def build_embedded_cache(cache_dir: Path | str | None = None, force: bool = False) -> Path:
+def build_embedded_cache(cache_dir: Path | str | None = None,  # where the cache lives; None: the settings' cache_dir
+                         force: bool = False,  # rebuild even a valid cache
+                        ) -> Path:
     "Convert the embedded GGUF to a verified safetensors folder (model + tokenizer) in the cache; reuse a valid one."
     dest = embedded_cache_dir(cache_dir)
     if not force and cache_is_valid(dest): return dest
@@ -98,7 +101,9 @@ def _convert_gguf(dest: Path) -> Path:
     return dest
 
 # %% ../nbs/01_models.ipynb #be60eea9
-def tiny_config(vocab_size: int, **kw) -> LlamaConfig:
+def tiny_config(vocab_size: int,  # the tokenizer's vocabulary size
+                **kw,  # any LlamaConfig field
+               ) -> LlamaConfig:
     "Config of a tiny Llama (2 layers, hidden 64) for fast tests; `kw` overrides any field."
     base = dict(vocab_size=vocab_size, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
                 num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
@@ -109,7 +114,9 @@ def _is_hub_id(name: str) -> bool:
     parts = name.split("/")
     return len(parts) == 2 and all(parts) and not name.startswith((".", "~", "/"))
 
-def load_tokenizer(name: str | None = None, trust_remote_code: bool = False) -> PreTrainedTokenizerBase:
+def load_tokenizer(name: str | None = None,  # 'embedded', 'tiny', a folder or a hub id; None: the settings' base model
+                   trust_remote_code: bool = False,  # run code shipped with a hub model (only if you trust it)
+                  ) -> PreTrainedTokenizerBase:
     "The tokenizer of base model `name` (see `load_base_model`); `tiny` shares the embedded model's."
     name = name or get_settings().base_model
     src = build_embedded_cache() if name in (EMBEDDED, TINY) else _resolve(name)
@@ -126,8 +133,12 @@ def _resolve(name: str) -> str | Path:
     raise ValueError(f"Unknown base model {name!r}: expected '{EMBEDDED}', '{TINY}', a local model folder, or a hub id such as 'HuggingFaceTB/SmolLM2-135M-Instruct'")
 
 # %% ../nbs/01_models.ipynb #fa234b94
-def load_base_model(name: str | None = None, device: str | None = None, dtype: torch.dtype | None = None,
-                    trust_remote_code: bool = False, seed: int = 0) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+def load_base_model(name: str | None = None,  # 'embedded', 'tiny', a folder or a hub id; None: the settings' base model
+                    device: str | None = None,  # 'auto', 'cuda', 'cpu' or 'mps'; None: the settings'
+                    dtype: torch.dtype | None = None,  # None: bf16 on a GPU that supports it, else fp32
+                    trust_remote_code: bool = False,  # run code shipped with a hub model (only if you trust it)
+                    seed: int = 0,  # initialisation seed of the tiny model
+                   ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     "Load base model `name` ('embedded', 'tiny', a folder or hub id; None: settings) and its tokenizer."
     name = name or get_settings().base_model
     dev = pick_device(device)
@@ -149,8 +160,13 @@ def load_base_model(name: str | None = None, device: str | None = None, dtype: t
 
 # %% ../nbs/01_models.ipynb #a72efcf3
 @torch.no_grad()
-def chat(model: PreTrainedModel, tok: PreTrainedTokenizerBase, messages: str | list[dict], max_new_tokens: int = 64,
-         system: str | None = None, **generate_kw) -> str:
+def chat(model: PreTrainedModel,  # the model that answers
+         tok: PreTrainedTokenizerBase,  # its tokenizer, with a chat template
+         messages: str | list[dict],  # a user prompt, or chat messages ending with a user turn
+         max_new_tokens: int = 64,  # tokens in the reply at most
+         system: str | None = None,  # a system message put first
+         **generate_kw,  # anything `model.generate` takes
+        ) -> str:
     "The model's reply to `messages` (a user prompt or a list of chat messages), greedy unless `generate_kw` says otherwise."
     if isinstance(messages, str): messages = [{"role": "user", "content": messages}]
     if system: messages = [{"role": "system", "content": system}, *messages]
@@ -158,3 +174,27 @@ def chat(model: PreTrainedModel, tok: PreTrainedTokenizerBase, messages: str | l
     kw = dict(max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tok.pad_token_id) | generate_kw
     out = model.generate(**enc, **kw)
     return tok.decode(out[0, enc["input_ids"].shape[1]:], skip_special_tokens=True).strip()
+
+# %% ../nbs/01_models.ipynb #b36587d1
+@torch.no_grad()
+def generate_replies(model: PreTrainedModel,  # the model that answers
+                     tok: PreTrainedTokenizerBase,  # its tokenizer, with a chat template
+                     prompts: list[list[dict]],  # conversations, each ending with a user turn
+                     max_new_tokens: int = 64,  # tokens per reply at most
+                     batch_size: int = 8,  # conversations generated together
+                     **generate_kw,  # anything `model.generate` takes (do_sample, temperature, ...)
+                    ) -> list[str]:
+    "Replies of `model` to each conversation in `prompts` (lists of messages ending with a user turn): greedy unless `generate_kw` says otherwise."
+    was_training, side = model.training, tok.padding_side
+    model.eval(); tok.padding_side = "left"
+    out = []
+    try:
+        for i in tqdm(range(0, len(prompts), batch_size), desc="generate", leave=False):
+            texts = [tok.apply_chat_template(p, tokenize=False, add_generation_prompt=True) for p in prompts[i:i + batch_size]]
+            enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
+            kw = dict(max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tok.pad_token_id) | generate_kw
+            gen = model.generate(**enc, **kw)
+            out += [t.strip() for t in tok.batch_decode(gen[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)]
+    finally:
+        model.train(was_training); tok.padding_side = side
+    return out

@@ -7,12 +7,12 @@ from datasets import DatasetDict
 
 from conftest import ft_nb
 from ft_nb.data.builtin import load_data
-from ft_nb.methods.core import count_parameters, list_methods, load_trained, save_trained
+from ft_nb.methods.core import count_parameters, get_method, list_methods, load_trained, save_trained
 from ft_nb.models import load_base_model
 from ft_nb.train.sft import SFTConfig, train_sft
 
-METHODS = ["full", "lora", "qlora", "prefix", "prompt", "ia3", "houlsby", "pfeiffer"]
-LR = {"full": 1e-3, "lora": 1e-2, "qlora": 1e-2, "prefix": 3e-2, "prompt": 3e-1, "ia3": 3e-2, "houlsby": 1e-2, "pfeiffer": 1e-2}
+# The matrix is the registry: a method notebook that registers a method is tested here with no other file edited.
+METHODS = list(list_methods())
 
 
 @pytest.fixture(scope="module")
@@ -21,22 +21,23 @@ def small():
     return DatasetDict({"train": d["train"].select(range(64)), "validation": d["validation"].select(range(8))})
 
 
-def test_every_method_is_registered():
-    assert set(METHODS) <= set(list_methods())
+def test_the_registry_holds_the_methods_the_readme_documents():
+    assert {"full", "lora", "qlora", "prefix", "prompt", "ia3", "houlsby", "pfeiffer"} <= set(METHODS)
 
 
 @pytest.mark.parametrize("method", METHODS)
 def test_method_trains_and_reloads(method, small, tmp_path):
     base, tok = load_base_model("tiny", device="cpu")
-    model, hist = train_sft(base, tok, small, method, SFTConfig(max_steps=8, lr=LR[method], eval_every=4, batch_size=8, seed=0))
-    evals = hist.series("eval_loss")[1]
+    cfg = SFTConfig(**{"max_steps": 8, "eval_every": 4, "batch_size": 8, "seed": 0, **get_method(method).test})
+    result = train_sft(base, tok, small, method, cfg)
+    evals = result.history.series("eval_loss")[1]
     assert evals[-1] < evals[0] - 0.01, evals
-    share = count_parameters(model)["percent"]
+    share = count_parameters(result.model)["percent"]
     assert (share == 100) if method == "full" else (0 < share < 5), share
     x = tok(["Ada Lovelace, 36, lives in London.", "import os"], return_tensors="pt", padding=True)
     with torch.no_grad():
-        out = model(**x).logits
-        folder = save_trained(model, tmp_path / "saved", method)
+        out = result.model(**x).logits
+        folder = save_trained(result.model, tmp_path / "saved", method)
         again = load_trained(load_base_model("tiny", device="cpu")[0], folder).eval()  # a fresh copy of the same base
         assert (again(**x).logits - out).abs().max().item() < 1e-4
     assert json.loads((folder / "ft_nb_method.json").read_text())["method"] == method
@@ -48,6 +49,8 @@ def test_report_to_tensorboard_and_offline_wandb(small, tmp_path, monkeypatch):
     train_sft(base, tok, small, "lora", SFTConfig(max_steps=2, eval_every=2, seed=0, report_to="tensorboard,wandb"), output_dir=tmp_path)
     assert list(tmp_path.glob("tensorboard/events.out.tfevents.*")), "no TensorBoard event file"
     assert list(tmp_path.glob("wandb/offline-run-*")), "no offline W&B run"
+    import os
+    assert "WANDB_MODE" not in os.environ and "WANDB_DIR" not in os.environ, "the run's environment leaked into the process"
     with pytest.raises(ValueError, match="unknown integration"):
         train_sft(*load_base_model("tiny", device="cpu"), small, "lora", SFTConfig(max_steps=1, report_to="mlflow"))
 
@@ -61,6 +64,7 @@ def test_train_job_runs_a_method_with_options(out):
     assert m["reload_max_abs_diff"] < 1e-4 and m["adapter_bytes"] > 0 and m["step_s_median"] > 0
     assert set(m["before"]) == {"valid_json", "exact", "fields"}
     assert len((out / "h" / "generations.jsonl").read_text().splitlines()) == 2
+    for f in ("metrics.jsonl", "loss.png", "lr.png", "adapter/ft_nb_method.json"): assert (out / "h" / f).is_file(), f
 
 
 def test_train_job_rejects_bad_method_options(out):
@@ -79,3 +83,12 @@ def test_compare_and_sweep_jobs_quick(job, files, out):
     for f in files: assert (out / job / f).stat().st_size > 0, f
     rows = json.loads((out / job / files[2]).read_text())
     assert len(rows) == 2 and all("error" not in r for r in rows)
+
+
+def test_quick_profile_yields_to_explicit_parameters(out):
+    r = ft_nb("run", "train", "--quick", "-p", "max_steps", "3", "-p", "eval_every", "3", "-p", "save_every", "3",
+              "--output-root", out, "--run-name", "q3")
+    assert r.returncode == 0, r.stderr[-3000:]
+    m = json.loads((out / "q3" / "manifest.json").read_text())
+    assert m["params"]["max_steps"] == 3 and m["params"]["base_model"] == "tiny"  # the user's steps, the quick profile's model
+    assert json.loads((out / "q3" / "metrics.json").read_text())["steps"] == 3

@@ -16,9 +16,9 @@ def data():
 def _train(data, **kw):
     model, tok = load_base_model("tiny", device="cpu")
     cfg = SFTConfig(max_steps=3, lr=1e-2, warmup_ratio=0, eval_every=100, seed=0, **kw)
-    model, hist = train_sft(model, tok, data, "lora", cfg, {"dropout": 0.0})
-    weights = {k: v.detach().clone() for k, v in model.named_parameters() if v.requires_grad}
-    return weights, hist.series("loss")[1]
+    result = train_sft(model, tok, data, "lora", cfg, {"dropout": 0.0})
+    weights = {k: v.detach().clone() for k, v in result.model.named_parameters() if v.requires_grad}
+    return weights, result.history.series("loss")[1]
 
 
 def _assert_same(a, b, atol):

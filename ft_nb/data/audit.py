@@ -24,7 +24,10 @@ def end_of_turn_id(tok: PreTrainedTokenizerBase) -> int:
     ids = tok.convert_tokens_to_ids(["<|im_end|>", "<|eot_id|>", "<end_of_turn>"])
     return next((i for i in ids if i is not None and i != tok.unk_token_id), tok.eos_token_id)
 
-def audit_example(ex: dict, tok: PreTrainedTokenizerBase, n_supervised_full: int | None = None) -> list[str]:
+def audit_example(ex: dict,  # a tokenized example: `input_ids` and `labels`
+                  tok: PreTrainedTokenizerBase,  # the tokenizer that made it
+                  n_supervised_full: int | None = None,  # its supervised tokens before truncation
+                 ) -> list[str]:
     "Problems of one tokenized example (`input_ids`, `labels`); `n_supervised_full` is its label count before truncation."
     ids, labels, found = ex["input_ids"], ex["labels"], []
     n = sum(l != IGNORE_INDEX for l in labels)
@@ -41,7 +44,11 @@ def audit_example(ex: dict, tok: PreTrainedTokenizerBase, n_supervised_full: int
     return found
 
 # %% ../../nbs/18_data.audit.ipynb #7a98dfaa
-def audit_records(records: list[dict], tok: PreTrainedTokenizerBase, max_length: int = 512, examples: int = 5) -> dict:
+def audit_records(records: list[dict],  # chat records
+                  tok: PreTrainedTokenizerBase,  # the tokenizer and chat template training uses
+                  max_length: int = 512,  # the truncation length training uses
+                  examples: int = 5,  # row indices kept per problem
+                 ) -> dict:
     "Tokenize every chat record as training will and count the problems; a few row indices for each."
     counts, where = Counter(), {p: [] for p in PROBLEMS}
     for i, r in enumerate(records):
@@ -61,7 +68,9 @@ def check_audit(report: dict):
     raise ValueError(f"The supervision audit failed: {detail}. Fix the data or max_length, or pass audit=False to train anyway")
 
 # %% ../../nbs/18_data.audit.ipynb #4e71d328
-def render_supervision(ex: dict, tok: PreTrainedTokenizerBase) -> str:
+def render_supervision(ex: dict,  # a tokenized example: `input_ids` and `labels`
+                       tok: PreTrainedTokenizerBase,  # the tokenizer that made it
+                      ) -> str:
     "HTML of the example's tokens: trained-on tokens on green, the rest grey."
     spans = []
     for t, l in zip(ex["input_ids"], ex["labels"]):

@@ -1,4 +1,4 @@
-"""Built-in datasets that need no network, shipped inside the package; the first is `people`: pull a person's details out of a sentence as JSON.
+"""The dataset and scorer registries, `load_data` (a built-in name, a curated folder or a JSONL file), and the first built-in dataset, `people`: pull a person's details out of a sentence as JSON.
 
 Docs: https://ft-nb.github.io/ft_nb/data.builtin.html.md"""
 
@@ -7,15 +7,91 @@ Docs: https://ft-nb.github.io/ft_nb/data.builtin.html.md"""
 # %% ../../nbs/11_data.builtin.ipynb #ff5f70e6
 from __future__ import annotations
 import json, random, re
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
-from datasets import DatasetDict
+from datasets import Dataset, DatasetDict
 
+from ..core import Registry
 from .records import read_jsonl, split_records, write_jsonl
 
 # %% auto #0
-__all__ = ['PEOPLE_KEYS', 'GENERATED', 'DYNAMIC', 'make_people', 'score_people', 'assets_dir', 'builtin_names', 'builtin_path',
-           'builtin_records', 'write_builtin', 'load_data']
+__all__ = ['SCORERS', 'DATASETS', 'PEOPLE_KEYS', 'Scorer', 'register_scorer', 'reference_of', 'score_exact', 'Builtin',
+           'register_dataset', 'assets_dir', 'builtin_names', 'builtin_records', 'write_builtin', 'make_people',
+           'score_people', 'people', 'load_curated', 'load_data', 'data_scorer', 'limit_rows']
+
+# %% ../../nbs/11_data.builtin.ipynb #0d865146
+@dataclass(frozen=True)
+class Scorer:
+    "A registered way to score answers."
+    name: str  # what datasets refer to
+    fn: Callable  # (answer, reference) -> {score name: value in [0, 1]}
+    key: str  # the headline score among those `fn` returns
+
+    def __call__(self, answer: str, reference) -> dict: return self.fn(answer, reference)
+
+SCORERS = Registry("scorer", "ft_nb.data")
+
+def register_scorer(name: str,  # what datasets refer to
+                    key: str):  # the headline score it returns
+    "Decorator: register `fn(answer, reference) -> dict` as scorer `name`."
+    def deco(fn):
+        SCORERS.add(name, Scorer(name, fn, key))
+        return fn
+    return deco
+
+def reference_of(rec: dict):
+    "What answers to `rec` are scored against: its `answers` list if it has one, else its last assistant message."
+    return rec.get("answers") or rec["messages"][-1]["content"]
+
+@register_scorer("exact", key="exact")
+def score_exact(answer: str,  # the model's answer
+                reference: str,  # the reference answer
+               ) -> dict:
+    "1.0 when the answer is the reference, surrounding white space aside."
+    return {"exact": float(answer.strip() == reference.strip())}
+
+# %% ../../nbs/11_data.builtin.ipynb #0d706885
+@dataclass(frozen=True)
+class Builtin:
+    "A registered built-in dataset."
+    name: str  # what users pass as `data`
+    make: Callable[[], list[dict]]  # generates the records
+    scorer: str = "exact"  # the registered scorer of answers to its prompts
+    shipped: bool = False  # kept as assets/<name>.jsonl (made by `make`), else generated when loaded
+
+    def records(self) -> list[dict]:
+        "The records: read from the package's assets if shipped, else generated on this machine."
+        return read_jsonl(assets_dir() / f"{self.name}.jsonl") if self.shipped else self.make()
+
+DATASETS = Registry("dataset", "ft_nb.data")
+
+def register_dataset(name: str,  # what users pass as `data`
+                     scorer: str = "exact",  # the registered scorer of its answers
+                     shipped: bool = False):  # kept as a JSONL file in the package
+    "Decorator: register `make() -> records` as built-in dataset `name`."
+    def deco(fn):
+        DATASETS.add(name, Builtin(name, fn, scorer, shipped))
+        return fn
+    return deco
+
+def assets_dir() -> Path:
+    "The folder of the shipped datasets inside the installed package."
+    import ft_nb
+    return Path(ft_nb.__file__).parent / "assets"
+
+def builtin_names() -> list[str]:
+    "Names of the built-in datasets."
+    return DATASETS.names()
+
+def builtin_records(name: str) -> list[dict]:
+    "The records of built-in dataset `name`."
+    return DATASETS.get(name).records()
+
+def write_builtin(name: str) -> Path:
+    "(Re)generate shipped dataset `name` into the package's assets."
+    return write_jsonl(assets_dir() / f"{name}.jsonl", DATASETS.get(name).make())
 
 # %% ../../nbs/11_data.builtin.ipynb #811e1c1d
 _FIRST = "Maria James Aiko Omar Lena Pedro Sofia Ivan Chen Amara Lucas Nora Ravi Elena Tomas Fatima Jonas Mei Diego Hana Kwame Sara Mateo Yuki Ahmed Clara Felix Zara Hugo Ingrid Leo Priya Oscar Alma Nikolai Rosa Emil Dina Paulo Ada".split()
@@ -50,7 +126,9 @@ _ASKS = [
 PEOPLE_KEYS = ("name", "age", "city", "job")
 
 # %% ../../nbs/11_data.builtin.ipynb #0203c828
-def make_people(n: int = 300, seed: int = 0) -> list[dict]:
+def make_people(n: int = 300,  # how many records
+                seed: int = 0,  # the generator's seed
+               ) -> list[dict]:
     "`n` chat records of the `people` extraction task, generated deterministically from `seed`."
     rng = random.Random(seed)
     out = []
@@ -66,7 +144,10 @@ def make_people(n: int = 300, seed: int = 0) -> list[dict]:
     return out
 
 # %% ../../nbs/11_data.builtin.ipynb #febc520f
-def score_people(answer: str, reference: str) -> dict:
+@register_scorer("people", key="fields")
+def score_people(answer: str,  # the model's answer
+                 reference: str,  # the reference JSON object
+                ) -> dict:
     "Score a model `answer` against the `reference` JSON: valid_json, exact (format and values), fields (share right)."
     ref = json.loads(reference)
     m = re.search(r"\{.*?\}", answer, re.S)
@@ -78,39 +159,40 @@ def score_people(answer: str, reference: str) -> dict:
     return {"valid_json": 1.0, "exact": float(exact), "fields": right / len(PEOPLE_KEYS)}
 
 # %% ../../nbs/11_data.builtin.ipynb #6f4bf587
-GENERATED = {"people": dict(make=make_people, n=300, seed=0)}  # shipped files made by a generator here
-DYNAMIC = {}  # name -> function making the records at load time (machine-dependent data, e.g. `stdlib`)
-
-def assets_dir() -> Path:
-    "The folder of the built-in datasets inside the installed package."
-    import ft_nb
-    return Path(ft_nb.__file__).parent / "assets"
-
-def builtin_names() -> list[str]:
-    "Names of the built-in datasets: the shipped JSONL files and the ones generated at load time."
-    import ft_nb.data.probes, ft_nb.data.stdlib  # noqa: F401 (importing them registers their datasets)
-    return sorted({p.stem for p in assets_dir().glob("*.jsonl")} | set(DYNAMIC))
-
-def builtin_path(name: str) -> Path:
-    "Path of shipped built-in dataset `name`."
-    p = assets_dir() / f"{name}.jsonl"
-    if not p.is_file(): raise ValueError(f"Unknown built-in dataset {name!r}; built-in: {', '.join(builtin_names())}")
-    return p
-
-def builtin_records(name: str) -> list[dict]:
-    "The records of built-in dataset `name`, read from the package or generated on this machine."
-    if name in builtin_names() and name in DYNAMIC: return DYNAMIC[name]()
-    return read_jsonl(builtin_path(name))
-
-def write_builtin(name: str) -> Path:
-    "(Re)generate shipped dataset `name` into the package's assets."
-    spec = GENERATED[name]
-    return write_jsonl(assets_dir() / f"{name}.jsonl", spec["make"](spec["n"], spec["seed"]))
+@register_dataset("people", scorer="people", shipped=True)
+def people() -> list[dict]:
+    "The shipped `people` set: 300 records generated from seed 0."
+    return make_people(300, seed=0)
 
 # %% ../../nbs/11_data.builtin.ipynb #99673101
-def load_data(data: str, val_frac: float = 0.1, test_frac: float = 0.1) -> DatasetDict:
-    "Train/validation/test splits of `data`: a built-in dataset name or a JSONL file of chat records."
-    if data in builtin_names(): records = builtin_records(data)
-    elif data.endswith(".jsonl") or Path(data).exists(): records = read_jsonl(data)
-    else: raise ValueError(f"Unknown data {data!r}: expected a built-in dataset ({', '.join(builtin_names())}) or a .jsonl file")
-    return split_records(records, val_frac, test_frac)
+_SPLIT_FILES = {"train": "train.jsonl", "validation": "val.jsonl", "test": "test.jsonl"}
+
+def load_curated(folder: Path | str) -> DatasetDict:
+    "The splits of a curated folder; `train.jsonl` is required, an empty or missing validation or test split is left out."
+    folder = Path(folder)
+    if not (folder / "train.jsonl").is_file():
+        raise FileNotFoundError(f"{folder} has no train.jsonl: expected a curated folder (the `curate` job's run folder) with train.jsonl, val.jsonl and test.jsonl")
+    return DatasetDict({k: Dataset.from_list(rows) for k, f in _SPLIT_FILES.items()
+                        if (folder / f).is_file() and (rows := read_jsonl(folder / f, allow_empty=k != "train"))})
+
+def load_data(data: str,  # a built-in dataset name, a curated folder, or a JSONL file of chat records
+              val_frac: float = 0.1,  # validation share when the data is split here
+              test_frac: float = 0.1,  # test share when the data is split here
+             ) -> DatasetDict:
+    "Train/validation/test splits of `data`."
+    if data in DATASETS: return split_records(builtin_records(data), val_frac, test_frac)
+    if Path(data).is_dir(): return load_curated(data)
+    if data.endswith(".jsonl") or Path(data).is_file(): return split_records(read_jsonl(data), val_frac, test_frac)
+    raise ValueError(f"Unknown data {data!r}: expected a built-in dataset ({', '.join(builtin_names())}), a curated folder or a .jsonl file")
+
+def data_scorer(data: str) -> Scorer:  # what `load_data` was given
+    "The scorer for answers to `data`'s prompts: a built-in set's own, that of the built-in source of a curated folder, else exact match."
+    if Path(data).is_dir() and (report := Path(data) / "report.json").is_file():
+        data = json.loads(report.read_text()).get("dataset") or ""  # the built-in set it was curated from, if any
+    return SCORERS.get(DATASETS.get(data).scorer if data in DATASETS else "exact")
+
+def limit_rows(splits: DatasetDict,  # the splits to cut
+               **limits: int,  # split name -> at most this many first rows; 0: all
+              ) -> DatasetDict:
+    "The first rows of some splits, e.g. `limit_rows(d, train=64)` to watch a small set overfit."
+    return DatasetDict({k: v.select(range(min(limits[k], len(v)))) if limits.get(k) else v for k, v in splits.items()})

@@ -51,7 +51,9 @@ def repeat_ratio(s: str) -> float:
     w = _words(s); grams = list(zip(w, w[1:], w[2:]))
     return 1 - len(set(grams)) / len(grams) if grams else 0.0
 
-def quality_issue(rec: dict, cfg: QualityConfig = QualityConfig()) -> str | None:
+def quality_issue(rec: dict,  # a chat record
+                  cfg: QualityConfig = QualityConfig(),  # the checks' thresholds
+                 ) -> str | None:
     "The name of the first quality check `rec` fails, or None."
     msgs = rec.get("messages") or []
     for i, m in enumerate(msgs):
@@ -65,7 +67,10 @@ def quality_issue(rec: dict, cfg: QualityConfig = QualityConfig()) -> str | None
     return None
 
 # %% ../../nbs/15_data.clean.ipynb #0439e9bd
-def clean_record(rec: dict, pii: bool = False, quality: QualityConfig | None = QualityConfig()) -> tuple[dict, str | None]:
+def clean_record(rec: dict,  # a chat or text record
+                 pii: bool = False,  # scrub e-mail addresses and phone numbers
+                 quality: QualityConfig | None = QualityConfig(),  # the quality checks' thresholds; None: no checks
+                ) -> tuple[dict, str | None]:
     "Normalised (and optionally PII-scrubbed) copy of `rec`, and the quality check it fails (or None)."
     fix = (lambda s: scrub_pii(normalize_text(s))) if pii else normalize_text
     out = dict(rec)

@@ -6,7 +6,7 @@ Docs: https://ft-nb.github.io/ft_nb/data.curate.html.md"""
 
 # %% ../../nbs/19_data.curate.ipynb #821f848c
 from __future__ import annotations
-import contextlib, json, shutil, time
+import contextlib, dataclasses, json, shutil, time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -20,11 +20,14 @@ from .audit import audit_records
 from .clean import QualityConfig, clean_record
 from .dedup import DuplicateIndex, choose_copies, record_text
 from .load import LoadReport, iter_records
-from .records import record_key, split_of
-from .split import _u, contamination, plot_category_counts
+from .builtin import DATASETS, builtin_records
+from .records import record_key, split_of, unit_hash, write_jsonl
+from .split import contamination, over_cap, plot_category_counts
 
 # %% auto #0
-__all__ = ['CurateConfig', 'curate', 'plot_report']
+__all__ = ['TEMPLATE_BYTES_PER_MESSAGE', 'SPLIT_FILES', 'CurateConfig', 'curate_config', 'Ledger', 'Survivors', 'first_pass',
+           'dedup_drops', 'contamination_drops', 'balance_drops', 'write_splits', 'audit_train', 'merge_rejects',
+           'curate', 'plot_report']
 
 # %% ../../nbs/19_data.curate.ipynb #1437eecb
 @dataclass
@@ -42,6 +45,17 @@ class CurateConfig:
     contamination_ngram: int = 8  # n-gram length of the contamination check
     audit_rows: int = 2000  # rows of the training split audited (all if fewer)
     length_sample: int = 5000  # first rows whose tokens are counted for the report's histogram
+    batch_rows: int = 4096  # rows cleaned and token-counted together in the first pass
+    report_examples: int = 20  # duplicate clusters and contaminated items listed in the report
+
+# %% ../../nbs/19_data.curate.ipynb #be4182cf
+def curate_config(params: dict) -> CurateConfig:  # the `curate` job's parameters
+    "The CurateConfig that the `curate` job's parameters describe (`columns` as JSON, `eval_sets` comma-separated, a cap of 0 for none)."
+    try: columns = json.loads(params["columns"]) if params.get("columns") else None
+    except json.JSONDecodeError as e: raise ValueError(f"parameter columns: expected a JSON object, got {params['columns']!r} ({e})") from None
+    names = {f.name for f in dataclasses.fields(CurateConfig)} - {"columns", "eval_sets", "cap_per_category", "quality"}
+    return CurateConfig(**{k: v for k, v in params.items() if k in names}, columns=columns, cap_per_category=params.get("cap_per_category") or None,
+                        eval_sets=[s for s in params.get("eval_sets", "").split(",") if s])
 
 # %% ../../nbs/19_data.curate.ipynb #c8601780
 def _token_lengths(records: list[dict], tok, batch: int = 2048) -> list[int]:
@@ -67,6 +81,15 @@ def _token_lengths(records: list[dict], tok, batch: int = 2048) -> list[int]:
         lens += [next(counts) if "text" in r else next(chat_iter) for r in chunk]
     return lens
 
+# A token is at least one byte, and a chat template adds a few dozen bytes around each message: a row
+# whose UTF-8 size plus this allowance per message fits in max_tokens cannot be too long, so it needs no counting.
+TEMPLATE_BYTES_PER_MESSAGE = 64
+
+def _bytes_bound(rec: dict) -> int:
+    "An upper bound of `rec`'s length in tokens: its UTF-8 bytes plus the template's allowance per message."
+    if "text" in rec: return len(rec["text"].encode())
+    return sum(len(m["content"].encode()) + TEMPLATE_BYTES_PER_MESSAGE for m in rec["messages"])
+
 def _batches(it, n: int):
     batch = []
     for x in it:
@@ -85,102 +108,175 @@ class _Rows:
     def __iter__(self):
         self.f.flush(); self.f.seek(0)
         for line in self.f: yield json.loads(line)
+    def __len__(self): return len(self.offsets)
     def close(self): self.f.close(); self.path.unlink(missing_ok=True)
 
 # %% ../../nbs/19_data.curate.ipynb #cfe67a66
-def curate(source: str | Path, out_dir: Path | str, tok, cfg: CurateConfig | None = None) -> dict:
+class Ledger:
+    "Where the rows went: every rejected row with its stage and reason (streamed to a file), counts by reason, seconds per stage."
+    def __init__(self, out_dir: Path):
+        self.path, self.counts, self.seconds = out_dir / ".rejected.jsonl", Counter(), {}
+        self.f = open(self.path, "w", encoding="utf-8")
+
+    def reject(self, stage: str, reason: str, row, **extra):
+        "Count a rejected row and write it with its stage, reason and any `extra` facts (its file and line, its split)."
+        self.counts[f"{stage}:{reason}"] += 1
+        self.f.write(json.dumps({"stage": stage, "reason": reason, **extra, "row": row}, ensure_ascii=False, default=str) + "\n")
+
+    @contextlib.contextmanager
+    def stage(self, name: str):
+        "Time a stage; seconds add up over repeated entries."
+        t = time.perf_counter()
+        try: yield
+        finally: self.seconds[name] = round(self.seconds.get(name, 0) + time.perf_counter() - t, 3)
+
+    def close(self): self.f.close()
+
+# %% ../../nbs/19_data.curate.ipynb #eaf0224b
+@dataclass
+class Survivors:
+    "The rows that pass 1 kept, on disk, with the few facts per row that pass 2 decides on."
+    rows: _Rows  # the rows themselves, on disk
+    dups: DuplicateIndex  # their sketches, for duplicate clusters
+    splits: list[str] = field(default_factory=list)  # each row's split
+    cats: list[str] = field(default_factory=list)  # each row's category
+    hashes: list[float] = field(default_factory=list)  # each row's stable hash, for category caps
+    lengths: list[int | None] = field(default_factory=list)  # each row's tokens, where counted
+
+def first_pass(source: str | Path,  # what to curate: a file, folder or dataset name
+               out_dir: Path,  # where the survivors and the loader's rejects are kept until the end
+               tok,  # the tokenizer whose chat template measures length
+               cfg: CurateConfig,  # the chain's settings
+               ledger: Ledger,  # where rejected rows go
+               load_report: LoadReport,  # filled with the loader's counts
+              ) -> Survivors:
+    "Pass 1, streaming: load, clean and length-check every row; the survivors go to disk with their facts."
+    kept = Survivors(_Rows(out_dir / ".kept.jsonl"), DuplicateIndex(cfg.near_dup_threshold))
+    records = iter_records(source, cfg.fmt, cfg.columns, "keep", out_dir / ".load_rejected.jsonl", load_report)
+    batches = _batches(records, cfg.batch_rows)
+    while True:
+        with ledger.stage("load"): batch = next(batches, None)
+        if batch is None: break
+        with ledger.stage("clean"): cleaned = _clean(batch, cfg, ledger)
+        with ledger.stage("length"): counted = _count_tokens(cleaned, tok, cfg, already=len(kept.lengths))
+        with ledger.stage("dedup"):
+            for i, r in enumerate(cleaned):
+                n = counted.get(i)
+                if n is not None and n > cfg.max_tokens: ledger.reject("length", "too_long", r, tokens=n); continue
+                kept.rows.add(r); kept.dups.add(record_text(r))
+                kept.splits.append(split_of(record_key(r), cfg.val_frac, cfg.test_frac)); kept.cats.append(r.get("category") or "none")
+                kept.hashes.append(unit_hash(record_key(r))); kept.lengths.append(n)
+    return kept
+
+def _clean(batch: list[dict], cfg: CurateConfig, ledger: Ledger) -> list[dict]:
+    "The cleaned rows of `batch`; the others are rejected with the check they failed."
+    out = []
+    for r in batch:
+        c, why = clean_record(r, cfg.pii, cfg.quality)
+        if why: ledger.reject("clean", why, r)
+        else: out.append(c)
+    return out
+
+def _count_tokens(rows: list[dict], tok, cfg: CurateConfig, already: int) -> dict[int, int]:
+    "Token counts of the rows that could exceed `max_tokens`, and of the first rows for the histogram, by index."
+    todo = [i for i, r in enumerate(rows) if _bytes_bound(r) > cfg.max_tokens or already + i < cfg.length_sample]
+    return dict(zip(todo, _token_lengths([rows[i] for i in todo], tok)))
+
+# %% ../../nbs/19_data.curate.ipynb #96b14f76
+def dedup_drops(kept: Survivors) -> tuple[dict[int, tuple], dict]:
+    "Rows that duplicate another (the copy in the evaluation split is the one kept), and the duplicate report."
+    drop, report = choose_copies(kept.dups.clusters(), kept.splits, lambda i: record_text(kept.rows[i]))
+    return {i: ("dedup", "duplicate") for i in drop}, report
+
+def contamination_drops(kept: Survivors,  # what pass 1 kept
+                        cfg: CurateConfig,  # the chain's settings (its `eval_sets`)
+                       ) -> tuple[dict[int, tuple], list[dict]]:
+    "Rows sharing long n-grams with any of `cfg.eval_sets`, and the contaminated evaluation items."
+    if not cfg.eval_sets: return {}, []
+    leaks = contamination(kept.rows, [r for f in cfg.eval_sets for r in iter_records(f)], cfg.contamination_ngram)
+    return {i: ("contamination", "shares_ngrams_with_eval") for h in leaks for i in h["train_rows"]}, leaks
+
+def balance_drops(kept: Survivors,  # what pass 1 kept
+                  dropped: dict,  # rows already dropped, by index
+                  cap: int | None,  # rows allowed per category; None: no cap
+                 ) -> dict[int, tuple]:
+    "Rows over the per-category `cap` among those not `dropped` already."
+    if not cap: return {}
+    alive = [i for i in range(len(kept.cats)) if i not in dropped]
+    over = over_cap([kept.cats[i] for i in alive], [kept.hashes[i] for i in alive], cap)
+    return {alive[j]: ("balance", "over_category_cap") for j in over}
+
+# %% ../../nbs/19_data.curate.ipynb #b3b6be58
+SPLIT_FILES = {"train": "train.jsonl", "validation": "val.jsonl", "test": "test.jsonl"}
+
+def write_splits(kept: Survivors,  # what pass 1 kept
+                 why: dict[int, tuple],  # dropped rows: index -> (stage, reason)
+                 out_dir: Path,  # where the split files go
+                 ledger: Ledger,  # where the dropped rows go
+                ) -> Counter:
+    "Pass 2: every surviving row to its split's file, every dropped row to the rejects; returns rows per split."
+    counts = Counter()
+    with contextlib.ExitStack() as stack:
+        files = {k: stack.enter_context(open(stack.enter_context(atomic_path(out_dir / v)), "w", encoding="utf-8")) for k, v in SPLIT_FILES.items()}
+        for i, r in enumerate(kept.rows):
+            if i in why: ledger.reject(*why[i], r, split=kept.splits[i]); continue
+            files[kept.splits[i]].write(json.dumps(r, ensure_ascii=False) + "\n"); counts[kept.splits[i]] += 1
+    return counts
+
+def audit_train(out_dir: Path,  # the folder holding `train.jsonl`
+                tok,  # the tokenizer and chat template training uses
+                cfg: CurateConfig,  # the chain's settings
+               ) -> dict:
+    "The supervision audit of the first `cfg.audit_rows` rows of the written training split."
+    with open(out_dir / "train.jsonl", encoding="utf-8") as f:
+        return audit_records([json.loads(line) for line, _ in zip(f, range(cfg.audit_rows))], tok, cfg.max_tokens)
+
+def merge_rejects(out_dir: Path,  # the curation's folder
+                  ledger: Ledger,  # the other stages' rejects
+                 ):
+    "`rejected.jsonl`: the loader's rejects (stage 'load') then every other stage's, written atomically; the parts are removed."
+    load_rej = out_dir / ".load_rejected.jsonl"
+    with atomic_path(out_dir / "rejected.jsonl") as tmp, open(tmp, "w", encoding="utf-8") as f:
+        if load_rej.exists():
+            for line in open(load_rej, encoding="utf-8"): f.write(json.dumps({"stage": "load", **json.loads(line)}, ensure_ascii=False) + "\n")
+        with open(ledger.path, encoding="utf-8") as g: shutil.copyfileobj(g, f)
+    load_rej.unlink(missing_ok=True); ledger.path.unlink()
+
+# %% ../../nbs/19_data.curate.ipynb #dbbd6a92
+def curate(source: str | Path,  # a built-in dataset name, a file, a folder, or a Hugging Face dataset name
+           out_dir: Path | str,  # where the splits, rejects and report go
+           tok,  # the tokenizer whose chat template measures length
+           cfg: CurateConfig | None = None,  # the chain's settings
+          ) -> dict:
     "Run the curation chain on `source`, write train/val/test/rejected JSONL and the report into `out_dir`; returns the report."
     cfg, out_dir = cfg or CurateConfig(), Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    times, clock, counts = {}, [time.perf_counter()], Counter()
-    def lap(stage):  # seconds spent in each stage, for the report
-        now = time.perf_counter(); times[stage] = round(times.get(stage, 0) + now - clock[0], 3); clock[0] = now
-    load_rep, load_rej = LoadReport(str(source)), out_dir / ".load_rejected.jsonl"
-    rej_f = open(out_dir / ".rejected.jsonl", "w", encoding="utf-8")
-    def reject(stage, reason, row, **extra):
-        counts[f"{stage}:{reason}"] += 1
-        rej_f.write(json.dumps({"stage": stage, "reason": reason, **extra, "row": row}, ensure_ascii=False, default=str) + "\n")
-
-    # Pass 1, streaming: load, clean, length; survivors go to disk, and per row we keep only its split,
-    # category, hash, a token count where one was made, and (inside the DuplicateIndex) a sketch.
-    rows, dups = _Rows(out_dir / ".kept.jsonl"), DuplicateIndex(cfg.near_dup_threshold)
-    splits, cats, us, lengths = [], [], [], []
-    size = lambda r: sum(len(m["content"].encode()) + 64 for m in r["messages"]) if "messages" in r else len(r["text"].encode())
-    for batch in _batches(iter_records(source, cfg.fmt, cfg.columns, "keep", load_rej, load_rep), 4096):
-        lap("load")
-        cleaned = []
-        for r in batch:
-            c, why = clean_record(r, cfg.pii, cfg.quality)
-            if why: reject("clean", why, r)
-            else: cleaned.append(c)
-        lap("clean")
-        # A token is at least one byte: a row whose UTF-8 size (plus a generous allowance for the template)
-        # fits in max_tokens needs no counting. The others are counted, and the first rows for the histogram.
-        todo = [i for i, r in enumerate(cleaned) if size(r) > cfg.max_tokens or len(lengths) + i < cfg.length_sample]
-        counted = dict(zip(todo, _token_lengths([cleaned[i] for i in todo], tok)))
-        lap("length")
-        for i, r in enumerate(cleaned):
-            n = counted.get(i)
-            if n is not None and n > cfg.max_tokens: reject("length", "too_long", r, tokens=n); continue
-            rows.add(r); dups.add(record_text(r))
-            splits.append(split_of(record_key(r), cfg.val_frac, cfg.test_frac)); cats.append(r.get("category") or "none")
-            us.append(_u(r)); lengths.append(n)
-        lap("dedup")
-
-    # Between passes, in memory: which rows go, and why.
-    drop, dup_rep = choose_copies(dups.clusters(), splits, lambda i: record_text(rows[i]))
-    why = {i: ("dedup", "duplicate") for i in drop}
-    lap("dedup")
-    leaks = []
-    if cfg.eval_sets:
-        evals = [r for f in cfg.eval_sets for r in iter_records(f)]
-        leaks = contamination(rows, evals, cfg.contamination_ngram)
-        for h in leaks:
-            for i in h["train_rows"]: why.setdefault(i, ("contamination", "shares_ngrams_with_eval"))
-    lap("contamination")
-    before_balance = Counter(c for i, c in enumerate(cats) if i not in why)
-    if cfg.cap_per_category:
-        by = {}
-        for i in range(len(cats)):
-            if i not in why: by.setdefault(cats[i], []).append(i)
-        for idx in by.values():
-            for i in sorted(idx, key=lambda i: us[i])[cfg.cap_per_category:]: why[i] = ("balance", "over_category_cap")
-    lap("balance")
-
-    # Pass 2, streaming: every kept row to its split file, every other row to the rejects.
-    names = {"train": "train.jsonl", "validation": "val.jsonl", "test": "test.jsonl"}
-    out_counts = Counter()
-    with contextlib.ExitStack() as stack:
-        files = {k: stack.enter_context(open(stack.enter_context(atomic_path(out_dir / v)), "w", encoding="utf-8")) for k, v in names.items()}
-        for i, r in enumerate(rows):
-            if i in why: reject(*why[i], r, split=splits[i]); continue
-            files[splits[i]].write(json.dumps(r, ensure_ascii=False) + "\n"); out_counts[splits[i]] += 1
-    rows.close(); rej_f.close()
-    lap("split")
-
-    train = []
-    with open(out_dir / "train.jsonl", encoding="utf-8") as f:
-        for line in f:
-            if len(train) >= cfg.audit_rows: break
-            train.append(json.loads(line))
-    audit = audit_records(train, tok, cfg.max_tokens)
-    lap("audit")
-
-    with atomic_path(out_dir / "rejected.jsonl") as tmp, open(tmp, "w", encoding="utf-8") as f:
-        for line in open(load_rej, encoding="utf-8"): f.write(json.dumps({"stage": "load", **json.loads(line)}, ensure_ascii=False) + "\n")
-        with open(out_dir / ".rejected.jsonl", encoding="utf-8") as g: shutil.copyfileobj(g, f)
-    load_rej.unlink(); (out_dir / ".rejected.jsonl").unlink()
-
-    rejected = {f"load:{k}": v for k, v in load_rep.rejected.items()} | dict(counts)
-    measured = [n for i, n in enumerate(lengths) if n is not None and i not in why]
-    report = {"source": str(source), "format": load_rep.format, "rows_in": load_rep.read,
-              "rows_out": {k: out_counts[k] for k in names}, "rejected": rejected,
-              "categories_before_balance": dict(before_balance), "categories_after": dict(Counter(c for i, c in enumerate(cats) if i not in why)),
+    dataset = str(source) if str(source) in DATASETS else None
+    if dataset: source = write_jsonl(out_dir / f"{dataset}.source.jsonl", builtin_records(dataset))
+    ledger, load_report = Ledger(out_dir), LoadReport(str(source))
+    kept = first_pass(source, out_dir, tok, cfg, ledger, load_report)
+    with ledger.stage("dedup"): why, dup_report = dedup_drops(kept)
+    with ledger.stage("contamination"):
+        contaminated, leaks = contamination_drops(kept, cfg)
+        why = contaminated | why  # a duplicate stays a duplicate
+    before_balance = Counter(c for i, c in enumerate(kept.cats) if i not in why)
+    with ledger.stage("balance"): why |= balance_drops(kept, why, cfg.cap_per_category)
+    with ledger.stage("split"): out_counts = write_splits(kept, why, out_dir, ledger)
+    kept.rows.close(); ledger.close()
+    with ledger.stage("audit"): audit = audit_train(out_dir, tok, cfg)
+    merge_rejects(out_dir, ledger)
+    rejected = {f"load:{k}": v for k, v in load_report.rejected.items()} | dict(ledger.counts)
+    measured = [n for i, n in enumerate(kept.lengths) if n is not None and i not in why]
+    n = cfg.report_examples
+    report = {"source": str(source), "dataset": dataset, "format": load_report.format, "rows_in": load_report.read,
+              "rows_out": {k: out_counts[k] for k in SPLIT_FILES}, "rejected": rejected,
+              "categories_before_balance": dict(before_balance), "categories_after": dict(Counter(c for i, c in enumerate(kept.cats) if i not in why)),
               "token_lengths": {"counted_rows": len(measured), "min": min(measured, default=0),
                                 "median": float(np.median(measured)) if measured else 0, "max": max(measured, default=0)},
-              "duplicates": {"removed": dup_rep["removed"], "cross_split_clusters": dup_rep["cross_split_clusters"], "clusters": dup_rep["clusters"][:20]},
-              "contamination": leaks[:20], "audit": audit, "config": asdict(cfg), "seconds": times}
-    assert report["rows_in"] == sum(report["rows_out"].values()) + sum(rejected.values()), "curation lost rows"
+              "duplicates": {"removed": dup_report["removed"], "cross_split_clusters": dup_report["cross_split_clusters"], "clusters": dup_report["clusters"][:n]},
+              "contamination": leaks[:n], "audit": audit, "config": asdict(cfg), "seconds": ledger.seconds}
+    if report["rows_in"] != sum(report["rows_out"].values()) + sum(rejected.values()):
+        raise RuntimeError(f"curation lost rows: {report['rows_in']} in, {report['rows_out']} out, {rejected} rejected")
     atomic_write_json(out_dir / "report.json", report)
     fig = plot_report(report, measured)
     with atomic_path(out_dir / "report.png") as tmp: fig.savefig(tmp, dpi=110, bbox_inches="tight")
@@ -188,7 +284,8 @@ def curate(source: str | Path, out_dir: Path | str, tok, cfg: CurateConfig | Non
     return report
 
 # %% ../../nbs/19_data.curate.ipynb #e8d5b4ea
-def plot_report(report: dict, lengths: list[int]):
+def plot_report(report: dict,  # what `curate` returns
+                lengths: list[int]):  # token counts of the kept rows
     "A three-panel figure: rows out by reason, token-length histogram, categories before/after."
     fig, (a, b, c) = plt.subplots(1, 3, figsize=(15, 4))
     flows = {f"kept:{k}": v for k, v in report["rows_out"].items()} | report["rejected"]

@@ -63,7 +63,9 @@ class MinHasher:
         with np.errstate(over="ignore"):
             return ((sh[:, None] * self.a + self.b) >> np.uint64(32)).min(axis=0).astype(np.uint32)
 
-def jaccard_estimate(s1: np.ndarray, s2: np.ndarray) -> float:
+def jaccard_estimate(s1: np.ndarray,  # one MinHash sketch
+                     s2: np.ndarray,  # another, of the same permutations
+                    ) -> float:
     "The share of agreeing sketch values: an unbiased estimate of the Jaccard similarity."
     return float(np.mean(s1 == s2))
 
@@ -77,7 +79,9 @@ class _UnionFind:
         a, b = self.find(a), self.find(b)
         if a != b: self.parent[max(a, b)] = min(a, b)
 
-def lsh_bands(threshold: float, num_perm: int) -> tuple[int, int]:
+def lsh_bands(threshold: float,  # the Jaccard similarity that counts as a near duplicate
+              num_perm: int,  # sketch length
+             ) -> tuple[int, int]:
     "(bands, rows per band) whose collision curve passes 1/2 about 0.1 below `threshold`."
     best = (num_perm, 1)
     for r in range(1, num_perm + 1):
@@ -118,7 +122,11 @@ class DuplicateIndex:
         for i in range(self.n): groups[uf.find(i)].append(i)
         return [g for g in groups.values() if len(g) > 1]
 
-def duplicate_clusters(records: list[dict], threshold: float | None = 0.8, num_perm: int = 128, ngram: int = 5) -> list[list[int]]:
+def duplicate_clusters(records: list[dict],  # records
+                       threshold: float | None = 0.8,  # Jaccard similarity of a near duplicate; None: exact duplicates only
+                       num_perm: int = 128,  # sketch length
+                       ngram: int = 5,  # shingle length in words
+                      ) -> list[list[int]]:
     "Clusters (lists of row indices, first row first) of exact and, unless `threshold` is None, near duplicates."
     index = DuplicateIndex(threshold, num_perm, ngram)
     for r in tqdm(records, desc="dedup", leave=False): index.add(record_text(r))
@@ -127,7 +135,11 @@ def duplicate_clusters(records: list[dict], threshold: float | None = 0.8, num_p
 # %% ../../nbs/16_data.dedup.ipynb #fddf9ba4
 _PRIORITY = {"test": 0, "validation": 1, "train": 2}
 
-def choose_copies(clusters: list[list[int]], splits: list[str], text=None, examples: int = 3) -> tuple[set[int], dict]:
+def choose_copies(clusters: list[list[int]],  # duplicate clusters of row indices
+                  splits: list[str],  # each row's split
+                  text=None,  # row index -> its text, for the report's examples; None: no examples
+                  examples: int = 3,  # example texts per cluster
+                 ) -> tuple[set[int], dict]:
     "Rows to drop from each cluster (all but the best copy) and the report; `text(i)` gives row i's text for examples."
     drop, report = set(), {"clusters": [], "removed": 0, "cross_split_clusters": 0}
     for c in clusters:
@@ -141,8 +153,12 @@ def choose_copies(clusters: list[list[int]], splits: list[str], text=None, examp
     report["clusters"].sort(key=lambda c: -c["size"])
     return drop, report
 
-def deduplicate(records: list[dict], splits: list[str] | None = None, threshold: float | None = 0.8,
-                examples: int = 3, **kw) -> tuple[list[int], dict]:
+def deduplicate(records: list[dict],  # records
+                splits: list[str] | None = None,  # each row's split; None: all 'train'
+                threshold: float | None = 0.8,  # Jaccard similarity of a near duplicate; None: exact duplicates only
+                examples: int = 3,  # example texts per cluster
+                **kw,  # passed to `duplicate_clusters`
+               ) -> tuple[list[int], dict]:
     "Indices of the rows to keep and a report of the duplicate clusters (with example texts and leakage across splits)."
     splits = splits or ["train"] * len(records)
     drop, report = choose_copies(duplicate_clusters(records, threshold, **kw), splits, lambda i: record_text(records[i]), examples)

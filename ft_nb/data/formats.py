@@ -85,7 +85,9 @@ def _mapped(row: dict, columns: dict | None) -> dict:
     back = {v: k for k, v in columns.items()}
     return {back.get(k, k): v for k, v in row.items()}
 
-def detect_format(row: dict, columns: dict | None = None) -> str:
+def detect_format(row: dict,  # one source row
+                  columns: dict | None = None,  # format field -> source column
+                 ) -> str:
     "The name of the format `row` is in (after `columns` mapping)."
     row = _mapped(row, columns)
     for name in _DETECT_ORDER:
@@ -95,7 +97,11 @@ def detect_format(row: dict, columns: dict | None = None) -> str:
                      + ". Map your columns with columns={'instruction': 'question', ...}")
 
 # %% ../../nbs/13_data.formats.ipynb #839f60a6
-def to_record(row: dict, fmt: str | None = None, columns: dict | None = None, source: str | None = None) -> dict:
+def to_record(row: dict,  # one source row
+              fmt: str | None = None,  # its format; None: detect
+              columns: dict | None = None,  # format field -> source column
+              source: str | None = None,  # where it came from, kept in the record
+             ) -> dict:
     "Convert one `row` in format `fmt` (None: detect it) to a chat (or text) record; other fields are kept as metadata."
     row = _mapped(row, columns)
     fmt = fmt or detect_format(row)

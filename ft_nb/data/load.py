@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Iterator
 
 from datasets import Dataset
+from datasets.exceptions import DatasetGenerationError
 
 from .formats import detect_format, to_record
 from .records import RecordError, validate_record
@@ -55,7 +56,9 @@ def _parquet(path: Path, batch_size: int = 10_000):
 _READERS = {".jsonl": _jsonl, ".json": _json, ".csv": _csv, ".parquet": _parquet}
 
 # %% ../../nbs/14_data.load.ipynb #84251f55
-def read_rows(source: str | Path, split: str = "train") -> Iterator[tuple[str, object]]:
+def read_rows(source: str | Path,  # a file, a folder of data files, or a Hugging Face dataset name
+              split: str = "train",  # the split of a hub dataset
+             ) -> Iterator[tuple[str, object]]:
     "Stream `(where, row)` from a file, a folder of data files, or a Hugging Face dataset name."
     p = Path(source).expanduser()
     if p.is_dir():
@@ -70,7 +73,8 @@ def read_rows(source: str | Path, split: str = "train") -> Iterator[tuple[str, o
     else:
         from datasets import load_dataset
         try: rows = load_dataset(str(source), split=split, streaming=True)
-        except Exception as e: raise FileNotFoundError(f"{source!r} is no local file or folder, and loading it as a Hugging Face dataset failed: {e}") from e
+        except (FileNotFoundError, ConnectionError) as e:  # not on the hub, or no hub reachable (offline mode raises ConnectionError)
+            raise FileNotFoundError(f"{source!r} is no local file or folder, and loading it as a Hugging Face dataset failed: {e}") from e
         for i, r in enumerate(rows): yield f"{source}[{split}]:row {i + 1}", r
 
 # %% ../../nbs/14_data.load.ipynb #94139301
@@ -96,8 +100,14 @@ def _convert(row, fmt, columns, source):
     return rec
 
 # %% ../../nbs/14_data.load.ipynb #15169716
-def iter_records(source: str | Path, fmt: str | None = None, columns: dict | None = None, mode: str = "stop",
-                 rejected: Path | str | None = None, report: LoadReport | None = None, split: str = "train") -> Iterator[dict]:
+def iter_records(source: str | Path,  # a file, a folder of files, or a Hugging Face dataset name
+                 fmt: str | None = None,  # the source format; None: detect from the first row that tells
+                 columns: dict | None = None,  # format field -> source column
+                 mode: str = "stop",  # 'stop' at the first bad row, or 'keep' going and write bad rows to `rejected`
+                 rejected: Path | str | None = None,  # where 'keep' writes the bad rows
+                 report: LoadReport | None = None,  # counts to fill in; None: a fresh one
+                 split: str = "train",  # the split of a hub dataset
+                ) -> Iterator[dict]:
     "Stream valid records from `source`; `mode` 'stop' raises on the first bad row, 'keep' writes bad rows to `rejected`."
     if mode not in ("stop", "keep"): raise ValueError(f"mode must be 'stop' or 'keep', got {mode!r}")
     report = report if report is not None else LoadReport(str(source))
@@ -121,16 +131,23 @@ def iter_records(source: str | Path, fmt: str | None = None, columns: dict | Non
     finally:
         if rej: rej.close()
 
-def load_records(source: str | Path, fmt: str | None = None, columns: dict | None = None, mode: str = "stop",
-                 rejected: Path | str | None = None, split: str = "train") -> tuple[Dataset, LoadReport]:
-    "All valid records of `source` as an Arrow-backed Dataset (written as it streams, so it need not fit in memory) and the report."
-    report = LoadReport(str(source))
-    gen = lambda: iter_records(source, fmt, columns, mode, rejected, report, split)
-    # a fresh cache folder: `from_generator` would otherwise reuse an earlier result for the same arguments, even if the file changed
-    try: ds = Dataset.from_generator(gen, cache_dir=tempfile.mkdtemp(prefix="ft_nb-load-"))
-    except Exception as e:  # datasets wraps errors raised inside the generator: surface ours as they are
-        cause = e
-        while cause is not None and not isinstance(cause, (RecordError, OSError)): cause = cause.__cause__ or cause.__context__
-        if cause is not None: raise cause from None
-        raise
+def load_records(source: str | Path,  # a file, a folder of files, or a Hugging Face dataset name
+                 fmt: str | None = None,  # the source format; None: detect
+                 columns: dict | None = None,  # format field -> source column
+                 mode: str = "stop",  # 'stop' at the first bad row, or 'keep' going and write bad rows to `rejected`
+                 rejected: Path | str | None = None,  # where 'keep' writes the bad rows
+                 split: str = "train",  # the split of a hub dataset
+                ) -> tuple[Dataset, LoadReport]:
+    "All valid records of `source` as a Dataset held in memory, and the report (to stream a large source, use `iter_records`, as `curate` does)."
+    report, ours = LoadReport(str(source)), []
+    def records():
+        try: yield from iter_records(source, fmt, columns, mode, rejected, report, split)
+        except (RecordError, OSError) as e: ours.append(e); raise
+    # a cache folder of its own, removed afterwards: `from_generator` would otherwise reuse an earlier
+    # result for the same arguments, even if the file changed; in memory, the Dataset outlives the folder
+    with tempfile.TemporaryDirectory(prefix="ft_nb-load-") as cache:
+        try: ds = Dataset.from_generator(records, cache_dir=cache, keep_in_memory=True)
+        except DatasetGenerationError:  # datasets wraps what the generator raises: raise ours as it was
+            if ours: raise ours[0] from None
+            raise
     return ds, report

@@ -8,10 +8,10 @@ Docs: https://ft-nb.github.io/ft_nb/data.probes.html.md"""
 from __future__ import annotations
 import re
 
-from .builtin import GENERATED
+from .builtin import register_dataset, register_scorer
 
 # %% auto #0
-__all__ = ['PROBES', 'make_probes', 'score_probe']
+__all__ = ['PROBES', 'make_probes', 'probes', 'score_probe', 'score_probe_reply']
 
 # %% ../../nbs/11b_data.probes.ipynb #d74b7d82
 PROBES = """
@@ -177,7 +177,9 @@ sports|What color is the center of an archery target?|gold;yellow
 sports|In which sport would you perform a slam dunk?|basketball
 """.strip()
 
-def make_probes(n: int | None = None, seed: int = 0) -> list[dict]:
+def make_probes(n: int | None = None,  # the first this many questions; None: all
+                seed: int = 0,  # unused: the set is fixed (kept for the generator signature)
+               ) -> list[dict]:
     "The probe questions as chat records (category, question, reference answer); `answers` lists accepted answers."
     out = []
     for i, line in enumerate(PROBES.splitlines()[:n]):
@@ -187,7 +189,10 @@ def make_probes(n: int | None = None, seed: int = 0) -> list[dict]:
                     "messages": [{"role": "user", "content": q}, {"role": "assistant", "content": answers[0]}]})
     return out
 
-GENERATED["probes"] = dict(make=make_probes, n=None, seed=0)
+@register_dataset("probes", scorer="probe", shipped=True)
+def probes() -> list[dict]:
+    "The shipped probe set: every question."
+    return make_probes()
 
 # %% ../../nbs/11b_data.probes.ipynb #40a2a8f9
 _NUMBERS = dict(zip("zero one two three four five six seven eight nine ten eleven twelve".split(), range(13)))
@@ -199,7 +204,16 @@ def _norm(s: str) -> str:
     words = re.findall(r"-?\d+(?:\.\d+)?|\w+", s)
     return " " + " ".join(str(_NUMBERS.get(w, w)) for w in words) + " "
 
-def score_probe(reply: str, answers: list[str]) -> float:
+def score_probe(reply: str,  # the model's reply
+                answers: list[str],  # the accepted answers
+               ) -> float:
     "1.0 if `reply` contains any of `answers` (as whole words, folded), else 0.0."
     r = _norm(reply)
     return float(any(_norm(a) in r for a in answers))
+
+@register_scorer("probe", key="correct")
+def score_probe_reply(reply: str,  # the model's reply
+                      answers: list[str],  # the accepted answers
+                     ) -> dict:
+    "`score_probe` as a registered scorer: {'correct': 1.0 or 0.0}."
+    return {"correct": score_probe(reply, answers)}

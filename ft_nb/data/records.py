@@ -14,7 +14,8 @@ from datasets import Dataset, DatasetDict
 from ..core import atomic_path
 
 # %% auto #0
-__all__ = ['ROLES', 'RecordError', 'validate_record', 'read_jsonl', 'write_jsonl', 'split_of', 'record_key', 'split_records']
+__all__ = ['ROLES', 'RecordError', 'validate_record', 'read_jsonl', 'write_jsonl', 'unit_hash', 'split_of', 'record_key',
+           'split_records']
 
 # %% ../../nbs/10_data.records.ipynb #fe65eb6b
 ROLES = ("system", "user", "assistant")
@@ -48,7 +49,10 @@ def validate_record(rec: dict) -> None:
     if turns[-1]["role"] != "assistant": raise RecordError("no_final_assistant", "the conversation must end with an assistant turn")
 
 # %% ../../nbs/10_data.records.ipynb #cb885452
-def read_jsonl(path: Path | str, validate=validate_record) -> list[dict]:
+def read_jsonl(path: Path | str,  # a JSONL file
+               validate=validate_record,  # raises ValueError for a bad record; None: no check
+               allow_empty: bool = False,  # whether a file with no records is fine
+              ) -> list[dict]:
     "Records of the JSONL file at `path`, each checked by `validate`; errors name the file and line."
     path = Path(path)
     if not path.is_file(): raise FileNotFoundError(f"No data file at {path}")
@@ -62,26 +66,38 @@ def read_jsonl(path: Path | str, validate=validate_record) -> list[dict]:
                 try: validate(rec)
                 except ValueError as e: raise ValueError(f"{path}:{n}: {e}") from None
             out.append(rec)
-    if not out: raise ValueError(f"{path}: no records")
+    if not out and not allow_empty: raise ValueError(f"{path}: no records")
     return out
 
-def write_jsonl(path: Path | str, records) -> Path:
+def write_jsonl(path: Path | str,  # where to write; replaced atomically
+                records,  # an iterable of JSON-serialisable rows
+               ) -> Path:
     "Write `records` to `path` as JSONL, atomically."
     with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
         for r in records: f.write(json.dumps(r, ensure_ascii=False) + "\n")
     return Path(path)
 
 # %% ../../nbs/10_data.records.ipynb #1f3e6aca
-def split_of(key: str, val_frac: float = 0.1, test_frac: float = 0.1) -> str:
+def unit_hash(key: str) -> float:
+    "A stable pseudo-random number in [0, 1) for `key` (the first 8 bytes of its SHA-256)."
+    return int.from_bytes(hashlib.sha256(key.encode("utf-8")).digest()[:8], "big") / 2**64
+
+def split_of(key: str,  # what decides the split (see `record_key`)
+             val_frac: float = 0.1,  # validation share
+             test_frac: float = 0.1,  # test share
+            ) -> str:
     "'train', 'validation' or 'test' for `key`, decided by a stable hash."
-    u = int.from_bytes(hashlib.sha256(key.encode("utf-8")).digest()[:8], "big") / 2**64
+    u = unit_hash(key)
     return "test" if u < test_frac else "validation" if u < test_frac + val_frac else "train"
 
 def record_key(rec: dict) -> str:
     "The content a record is split by: its messages (or text), as canonical JSON."
     return json.dumps(rec.get("messages") or rec.get("text"), sort_keys=True, ensure_ascii=False)
 
-def split_records(records: list[dict], val_frac: float = 0.1, test_frac: float = 0.1) -> DatasetDict:
+def split_records(records: list[dict],  # valid records
+                  val_frac: float = 0.1,  # validation share
+                  test_frac: float = 0.1,  # test share
+                 ) -> DatasetDict:
     "A DatasetDict of train/validation/test by stable hash of each record's content."
     parts = {"train": [], "validation": [], "test": []}
     for r in records: parts[split_of(record_key(r), val_frac, test_frac)].append(r)

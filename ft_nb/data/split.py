@@ -6,40 +6,54 @@ Docs: https://ft-nb.github.io/ft_nb/data.split.html.md"""
 
 # %% ../../nbs/17_data.split.ipynb #8a85f9de
 from __future__ import annotations
-import hashlib
 from collections import Counter, defaultdict
 
 import matplotlib.pyplot as plt
 
 from .dedup import fold, record_text
-from .records import record_key, split_of
+from .records import record_key, split_of, unit_hash
 
 # %% auto #0
-__all__ = ['category_counts', 'cap_categories', 'sampling_weights', 'plot_category_counts', 'split_by_category', 'contamination']
+__all__ = ['category_counts', 'over_cap', 'cap_categories', 'sampling_weights', 'plot_category_counts', 'split_by_category',
+           'contamination']
 
 # %% ../../nbs/17_data.split.ipynb #27c48ede
-def _u(rec: dict) -> float:
-    "A stable pseudo-random number in [0, 1) for `rec`, from its content."
-    return int.from_bytes(hashlib.sha256(record_key(rec).encode()).digest()[:8], "big") / 2**64
-
-def category_counts(records: list[dict], key: str = "category") -> Counter:
+def category_counts(records: list[dict],  # records
+                    key: str = "category",  # the field that holds the category
+                   ) -> Counter:
     "Rows per category (missing: 'none')."
     return Counter(r.get(key) or "none" for r in records)
 
-def cap_categories(records: list[dict], cap: int, key: str = "category") -> list[dict]:
-    "At most `cap` rows per category, chosen by stable hash; order otherwise kept."
+def over_cap(categories: list[str],  # each row's category
+             hashes: list[float],  # each row's stable hash (`records.unit_hash` of its key)
+             cap: int,  # rows allowed per category
+            ) -> set[int]:
+    "Indices of the rows beyond `cap` in their category: those with the highest hashes."
     by = defaultdict(list)
-    for i, r in enumerate(records): by[r.get(key) or "none"].append(i)
-    keep = {i for idx in by.values() for i in sorted(idx, key=lambda i: _u(records[i]))[:cap]}
-    return [r for i, r in enumerate(records) if i in keep]
+    for i, c in enumerate(categories): by[c].append(i)
+    return {i for idx in by.values() for i in sorted(idx, key=hashes.__getitem__)[cap:]}
 
-def sampling_weights(records: list[dict], key: str = "category") -> list[float]:
+def cap_categories(records: list[dict],  # records
+                   cap: int,  # rows allowed per category
+                   key: str = "category",  # the field that holds the category
+                  ) -> list[dict]:
+    "At most `cap` rows per category, chosen by stable hash; order otherwise kept."
+    drop = over_cap([r.get(key) or "none" for r in records], [unit_hash(record_key(r)) for r in records], cap)
+    return [r for i, r in enumerate(records) if i not in drop]
+
+def sampling_weights(records: list[dict],  # records
+                     key: str = "category",  # the field that holds the category
+                    ) -> list[float]:
     "Per-row weights that give every category the same total weight (they sum to the number of rows)."
     c = category_counts(records, key)
     return [len(records) / (len(c) * c[r.get(key) or "none"]) for r in records]
 
 # %% ../../nbs/17_data.split.ipynb #c4f8fb02
-def plot_category_counts(before: Counter, after: Counter | None = None, ax=None, title: str = "rows per category"):
+def plot_category_counts(before: Counter,  # counts before balancing
+                         after: Counter | None = None,  # counts after, if any
+                         ax=None,  # axes to draw on; None: a new figure
+                         title: str = "rows per category",  # the plot's title
+                        ):
     "Bar chart of category counts, before and (optionally) after balancing; returns the axes."
     if ax is None: _, ax = plt.subplots(figsize=(7, 3.5))
     cats = sorted(before, key=lambda k: -before[k])
@@ -52,7 +66,11 @@ def plot_category_counts(before: Counter, after: Counter | None = None, ax=None,
     return ax
 
 # %% ../../nbs/17_data.split.ipynb #2a5b560a
-def split_by_category(records: list[dict], val_frac: float = 0.1, test_frac: float = 0.1, key: str = "category") -> tuple[dict, dict]:
+def split_by_category(records: list[dict],  # records
+                      val_frac: float = 0.1,  # validation share
+                      test_frac: float = 0.1,  # test share
+                      key: str = "category",  # the field that holds the category
+                     ) -> tuple[dict, dict]:
     "Rows per split ({'train': [...], ...}) by stable hash, and counts per category and split."
     parts, table = {"train": [], "validation": [], "test": []}, defaultdict(Counter)
     for r in records:
@@ -65,7 +83,11 @@ def _grams(text: str, n: int) -> set[str]:
     w = fold(text)
     return {" ".join(w[i:i + n]) for i in range(max(len(w) - n + 1, 1))} if w else set()
 
-def contamination(train: list[dict], evals: list[str | dict], n: int = 8, min_overlap: float = 0.5) -> list[dict]:
+def contamination(train: list[dict],  # training records
+                  evals: list[str | dict],  # evaluation items: texts or records
+                  n: int = 8,  # n-gram length in words
+                  min_overlap: float = 0.5,  # share of an item's n-grams seen in training that counts
+                 ) -> list[dict]:
     "Evaluation items whose word n-grams appear in training rows: index, overlap share and the training rows involved."
     index = defaultdict(set)
     texts = [e if isinstance(e, str) else record_text(e) for e in evals]

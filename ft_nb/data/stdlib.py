@@ -8,10 +8,10 @@ Docs: https://ft-nb.github.io/ft_nb/data.stdlib.html.md"""
 from __future__ import annotations
 import importlib, inspect, platform, re, warnings
 
-from .builtin import DYNAMIC
+from .builtin import register_dataset
 
 # %% auto #0
-__all__ = ['STDLIB_MODULES', 'make_stdlib']
+__all__ = ['STDLIB_MODULES', 'make_stdlib', 'stdlib']
 
 # %% ../../nbs/11a_data.stdlib.ipynb #969bc5c2
 STDLIB_MODULES = ("json", "os.path", "re", "math", "statistics", "string", "textwrap", "itertools", "functools",
@@ -44,7 +44,9 @@ def _public_objects(mod):
         yield name, obj
 
 # %% ../../nbs/11a_data.stdlib.ipynb #c723b752
-def make_stdlib(modules: tuple[str, ...] = STDLIB_MODULES, min_doc_chars: int = 40) -> list[dict]:
+def make_stdlib(modules: tuple[str, ...] = STDLIB_MODULES,  # the modules whose documentation is used
+                min_doc_chars: int = 40,  # shorter docstrings are skipped
+               ) -> list[dict]:
     "Instruction records from the installed standard library's docstrings and signatures."
     pyver, out = platform.python_version(), []
     def add(kind, mod, user, answer):
@@ -71,4 +73,7 @@ def make_stdlib(modules: tuple[str, ...] = STDLIB_MODULES, min_doc_chars: int = 
                 add("locate", modname, f"Which standard library module provides `{name}`?", f"`{name}` is in the `{modname}` module. {first}")
     return out
 
-DYNAMIC["stdlib"] = make_stdlib
+@register_dataset("stdlib")
+def stdlib() -> list[dict]:
+    "The `stdlib` set of this machine's Python: generated when loaded, not shipped."
+    return make_stdlib()

@@ -15,7 +15,9 @@ __all__ = ['IGNORE_INDEX', 'assistant_spans', 'tokenize_chat', 'tokenize_dataset
 # %% ../../nbs/12_data.tokenize.ipynb #fcfe98f7
 IGNORE_INDEX = -100
 
-def assistant_spans(messages: list[dict], tok: PreTrainedTokenizerBase) -> tuple[str, list[tuple[int, int]]]:
+def assistant_spans(messages: list[dict],  # a conversation
+                    tok: PreTrainedTokenizerBase,  # the tokenizer whose chat template renders it
+                   ) -> tuple[str, list[tuple[int, int]]]:
     "The rendered conversation and the character spans of each assistant turn (its end-of-turn token included)."
     text = tok.apply_chat_template(messages, tokenize=False)
     spans = []
@@ -29,7 +31,10 @@ def assistant_spans(messages: list[dict], tok: PreTrainedTokenizerBase) -> tuple
     return text, spans
 
 # %% ../../nbs/12_data.tokenize.ipynb #f4c61d1c
-def tokenize_chat(messages: list[dict], tok: PreTrainedTokenizerBase, max_length: int | None = None) -> dict:
+def tokenize_chat(messages: list[dict],  # a conversation
+                  tok: PreTrainedTokenizerBase,  # the tokenizer whose chat template renders it
+                  max_length: int | None = None,  # truncate to this many tokens; None: keep all
+                 ) -> dict:
     "input_ids, attention_mask and labels (-100 outside assistant turns) for one conversation; `n_supervised` counts labelled tokens."
     text, spans = assistant_spans(messages, tok)
     enc = tok(text, add_special_tokens=False, return_offsets_mapping=True, truncation=max_length is not None, max_length=max_length)
@@ -39,12 +44,17 @@ def tokenize_chat(messages: list[dict], tok: PreTrainedTokenizerBase, max_length
             "n_supervised": sum(l != IGNORE_INDEX for l in labels)}
 
 # %% ../../nbs/12_data.tokenize.ipynb #334f1ae2
-def tokenize_dataset(ds: Dataset, tok: PreTrainedTokenizerBase, max_length: int = 512) -> tuple[Dataset, int]:
+def tokenize_dataset(ds: Dataset,  # a split of chat records
+                     tok: PreTrainedTokenizerBase,  # the tokenizer whose chat template renders them
+                     max_length: int = 512,  # truncate to this many tokens
+                    ) -> tuple[Dataset, int]:
     "Tokenize a split of chat records; returns the tokenized split and how many rows were dropped for having no supervised token."
     out = ds.map(lambda r: tokenize_chat(r["messages"], tok, max_length), remove_columns=ds.column_names, desc="tokenize")
     kept = out.filter(lambda r: r["n_supervised"] > 0, desc="drop empty labels")
     return kept, len(out) - len(kept)
 
-def collator(tok: PreTrainedTokenizerBase, pad_to_multiple_of: int | None = None) -> DataCollatorForSeq2Seq:
+def collator(tok: PreTrainedTokenizerBase,  # the tokenizer, for its pad token
+             pad_to_multiple_of: int | None = None,  # round padded lengths up to a multiple of this; None: no rounding
+            ) -> DataCollatorForSeq2Seq:
     "Pads input_ids with the pad token and labels with -100 (transformers' seq2seq collator does exactly this for causal LMs too)."
     return DataCollatorForSeq2Seq(tok, padding=True, label_pad_token_id=IGNORE_INDEX, pad_to_multiple_of=pad_to_multiple_of)

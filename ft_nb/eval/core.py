@@ -1,4 +1,4 @@
-"""Held-out loss and perplexity weighted by token, and batched greedy generation for before/after comparisons.
+"""Held-out loss and perplexity weighted by token, and a model's answers to test prompts scored by the data's scorer, for before/after comparisons.
 
 Docs: https://ft-nb.github.io/ft_nb/eval.core.html.md"""
 
@@ -6,21 +6,27 @@ Docs: https://ft-nb.github.io/ft_nb/eval.core.html.md"""
 
 # %% ../../nbs/50_eval.core.ipynb #5e9b605a
 from __future__ import annotations
-import math
+import math, statistics
+from dataclasses import dataclass
 
 import torch
 from datasets import Dataset
-from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from ..data.builtin import Scorer, reference_of
 from ..data.tokenize import IGNORE_INDEX, collator
+from ..models import generate_replies
 
 # %% auto #0
-__all__ = ['heldout_loss', 'generate_replies']
+__all__ = ['heldout_loss', 'TaskSample', 'task_sample', 'score_answers', 'evaluate_model', 'score_table', 'generation_rows']
 
 # %% ../../nbs/50_eval.core.ipynb #17807afe
 @torch.no_grad()
-def heldout_loss(model: PreTrainedModel, tds: Dataset, tok: PreTrainedTokenizerBase, batch_size: int = 8) -> dict:
+def heldout_loss(model: PreTrainedModel,  # the model to measure
+                 tds: Dataset,  # a tokenized split (`data.tokenize.tokenize_dataset`)
+                 tok: PreTrainedTokenizerBase,  # its tokenizer, for padding
+                 batch_size: int = 8,  # rows per forward pass; does not change the result
+                ) -> dict:
     "Token-weighted loss and perplexity of `model` on the supervised tokens of tokenized split `tds`."
     was_training = model.training
     model.eval()
@@ -36,21 +42,56 @@ def heldout_loss(model: PreTrainedModel, tds: Dataset, tok: PreTrainedTokenizerB
     loss = total / max(count, 1)
     return {"loss": loss, "perplexity": math.exp(loss), "tokens": count}
 
-# %% ../../nbs/50_eval.core.ipynb #b36587d1
-@torch.no_grad()
-def generate_replies(model: PreTrainedModel, tok: PreTrainedTokenizerBase, prompts: list[list[dict]],
-                     max_new_tokens: int = 64, batch_size: int = 8, **generate_kw) -> list[str]:
-    "Replies of `model` to each conversation in `prompts` (lists of messages ending with a user turn): greedy unless `generate_kw` says otherwise."
-    was_training, side = model.training, tok.padding_side
-    model.eval(); tok.padding_side = "left"
-    out = []
-    try:
-        for i in tqdm(range(0, len(prompts), batch_size), desc="generate", leave=False):
-            texts = [tok.apply_chat_template(p, tokenize=False, add_generation_prompt=True) for p in prompts[i:i + batch_size]]
-            enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
-            kw = dict(max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tok.pad_token_id) | generate_kw
-            gen = model.generate(**enc, **kw)
-            out += [t.strip() for t in tok.batch_decode(gen[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)]
-    finally:
-        model.train(was_training); tok.padding_side = side
-    return out
+# %% ../../nbs/50_eval.core.ipynb #13417abc
+@dataclass
+class TaskSample:
+    "Test prompts with what their answers are scored against, and the scorer."
+    prompts: list[list[dict]]  # conversations without their last assistant turn
+    references: list  # reference answers (a string, or a list of accepted answers)
+    scorer: Scorer  # the data's registered scorer
+
+    def __len__(self): return len(self.prompts)
+
+def task_sample(split: Dataset | None,  # test rows (chat records); None: no sample
+                n: int,  # how many of the first rows to take
+                scorer: Scorer,  # how answers are scored
+               ) -> TaskSample:
+    "The first `n` rows of `split` as a TaskSample."
+    rows = list(split.select(range(min(n, len(split))))) if split is not None and n else []
+    return TaskSample([r["messages"][:-1] for r in rows], [reference_of(r) for r in rows], scorer)
+
+def score_answers(answers: list[str],  # the model's answers, in the sample's order
+                  sample: TaskSample,  # the prompts they answer
+                 ) -> dict:
+    "The mean of each score over the answers ({} for none)."
+    scores = [sample.scorer(a, r) for a, r in zip(answers, sample.references)]
+    return {k: statistics.mean(s[k] for s in scores) for k in scores[0]} if scores else {}
+
+def evaluate_model(model: PreTrainedModel,  # the model to measure
+                   tok: PreTrainedTokenizerBase,  # its tokenizer
+                   sample: TaskSample,  # test prompts to answer and score
+                   val: Dataset | None = None,  # a tokenized validation split for the held-out loss; None: none
+                   max_new_tokens: int = 48,  # tokens per answer at most
+                   batch_size: int = 8,  # validation rows per forward pass
+                  ) -> tuple[dict, list[str]]:
+    "Mean task scores (and the validation loss and perplexity, given `val`), and the answers."
+    answers = generate_replies(model, tok, sample.prompts, max_new_tokens) if len(sample) else []
+    out = {}
+    if val is not None:
+        loss = heldout_loss(model, val, tok, batch_size)
+        out = {"val_loss": loss["loss"], "val_perplexity": loss["perplexity"]}
+    return out | score_answers(answers, sample), answers
+
+def score_table(runs: dict[str, dict]) -> str:  # row label -> scores, e.g. {"before": ..., "after": ...}
+    "A markdown table of scores, one row per label, one column per score."
+    keys = list(next(iter(runs.values()), {}))
+    return "\n".join(["| | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|",
+                      *(f"| {label} | " + " | ".join(f"{s[k]:.3f}" for k in keys) + " |" for label, s in runs.items())])
+
+def generation_rows(sample: TaskSample,  # the prompts
+                    before: list[str],  # answers before training
+                    after: list[str],  # answers after training
+                   ) -> list[dict]:
+    "One row per prompt for `generations.jsonl`: the prompt, the reference, the answers before and after."
+    return [{"prompt": p[-1]["content"], "reference": r, "before": b, "after": a}
+            for p, r, b, a in zip(sample.prompts, sample.references, before, after)]

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
+from fastcore.basics import patch
 from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers import PreTrainedModel
@@ -20,7 +21,7 @@ from .core import register_loader, register_method
 
 # %% auto #0
 __all__ = ['ACTIVATIONS', 'CONFIG_NAME', 'WEIGHTS_NAME', 'BottleneckConfig', 'HoulsbyConfig', 'Bottleneck', 'AdapterHost',
-           'BottleneckModel', 'save_pretrained', 'load_adapter', 'from_pretrained', 'apply_houlsby', 'apply_pfeiffer']
+           'BottleneckModel', 'load_bottleneck', 'apply_houlsby', 'apply_pfeiffer']
 
 # %% ../../nbs/25_methods.bottleneck.ipynb #b84fc08a
 ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU, "tanh": nn.Tanh}
@@ -146,15 +147,22 @@ def _tensors(model: BottleneckModel, name: str) -> dict[str, torch.Tensor]:
     tag = f".adapters.{name}."
     return {k.replace(tag, ".adapters.{}."): v.detach().contiguous() for k, v in model.state_dict().items() if tag in k}
 
-def save_pretrained(self: BottleneckModel, folder, adapters: list[str] | None = None, **_):
+@patch
+def save_pretrained(self: BottleneckModel,
+                    folder,  # where the adapters go; `default` in the folder itself, others in subfolders
+                    adapters: list[str] | None = None,  # which adapters; None: all
+                    **_):  # what callers pass for PEFT models (safe_serialization, ...): ignored
     "Save `adapters` (default: all) under `folder`."
     for name in adapters or list(self.peft_config):
         where = Path(folder) if name == "default" else Path(folder) / name
         with atomic_path(where / WEIGHTS_NAME) as tmp: save_file(_tensors(self, name), tmp)
         atomic_write_text(where / CONFIG_NAME, json.dumps(asdict(self.peft_config[name]), indent=1))  # last: marks a complete save
-BottleneckModel.save_pretrained = save_pretrained
 
-def load_adapter(self: BottleneckModel, folder, adapter_name: str):
+@patch
+def load_adapter(self: BottleneckModel,
+                 folder,  # a folder written by `save_pretrained`
+                 adapter_name: str):  # the name it gets here
+
     "Add the adapter saved in `folder` as `adapter_name` (not yet active)."
     folder = Path(folder)
     try: cfg = BottleneckConfig(**json.loads((folder / CONFIG_NAME).read_text()))
@@ -164,10 +172,12 @@ def load_adapter(self: BottleneckModel, folder, adapter_name: str):
     if (want := {k for k in self.state_dict() if f".adapters.{adapter_name}." in k}) != set(weights):
         raise ValueError(f"{folder / WEIGHTS_NAME} does not fit this model: {len(want ^ set(weights))} tensors differ")
     super(BottleneckModel, self).load_state_dict(weights, strict=False)
-BottleneckModel.load_adapter = load_adapter
 
-@classmethod
-def from_pretrained(cls, model: PreTrainedModel, folder, adapter_name: str = "default") -> BottleneckModel:
+@patch(cls_method=True)
+def from_pretrained(cls: BottleneckModel,
+                    model: PreTrainedModel,  # the frozen base
+                    folder,  # a folder written by `save_pretrained`
+                    adapter_name: str = "default") -> BottleneckModel:  # the name it gets here
     "Wrap `model` with the adapter saved in `folder`, active."
     folder = Path(folder)
     if not (folder / CONFIG_NAME).exists(): raise FileNotFoundError(f"{folder} has no {CONFIG_NAME}: not a saved bottleneck adapter")
@@ -175,17 +185,27 @@ def from_pretrained(cls, model: PreTrainedModel, folder, adapter_name: str = "de
     self.load_adapter(folder, adapter_name)
     self.set_adapter(adapter_name)
     return self
-BottleneckModel.from_pretrained = from_pretrained
 
-register_loader(CONFIG_NAME)(lambda base, folder: BottleneckModel.from_pretrained(base, folder))
+@register_loader(CONFIG_NAME)
+def load_bottleneck(base: PreTrainedModel,  # the base the adapter was trained on
+                    folder,  # a folder written by `save_pretrained`
+                   ) -> BottleneckModel:
+    "A saved bottleneck adapter on `base`, active."
+    return BottleneckModel.from_pretrained(base, folder)
 
 # %% ../../nbs/25_methods.bottleneck.ipynb #72119875
-@register_method("houlsby", HoulsbyConfig, default_lr=5e-4, summary="bottleneck adapters after attention and feed-forward (Houlsby)")
-def apply_houlsby(model: PreTrainedModel, cfg: BottleneckConfig) -> BottleneckModel:
+@register_method("houlsby", HoulsbyConfig, default_lr=5e-4, summary="bottleneck adapters after attention and feed-forward (Houlsby)",
+                 test={"lr": 1e-2})
+def apply_houlsby(model: PreTrainedModel,  # the base model
+                  cfg: BottleneckConfig,  # the adapters' settings
+                 ) -> BottleneckModel:
     "Freeze `model` and add a Houlsby adapter (two per layer)."
     return BottleneckModel(model, cfg)
 
-@register_method("pfeiffer", BottleneckConfig, default_lr=5e-4, summary="bottleneck adapters after feed-forward (Pfeiffer)")
-def apply_pfeiffer(model: PreTrainedModel, cfg: BottleneckConfig) -> BottleneckModel:
+@register_method("pfeiffer", BottleneckConfig, default_lr=5e-4, summary="bottleneck adapters after feed-forward (Pfeiffer)",
+                 test={"lr": 1e-2})
+def apply_pfeiffer(model: PreTrainedModel,  # the base model
+                   cfg: BottleneckConfig,  # the adapters' settings
+                  ) -> BottleneckModel:
     "Freeze `model` and add a Pfeiffer adapter (one per layer)."
     return BottleneckModel(model, cfg)

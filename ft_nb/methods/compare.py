@@ -11,32 +11,8 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 
-from ..cli import run_job
-
 # %% auto #0
-__all__ = ['METHOD_ORDER', 'COLUMNS', 'run_variants', 'compare_methods', 'method_table', 'plot_methods', 'collect_runs',
-           'method_report']
-
-# %% ../../nbs/27_methods.compare.ipynb #29ff7e86
-METHOD_ORDER = ["full", "lora", "qlora", "houlsby", "pfeiffer", "ia3", "prefix", "prompt"]
-
-def run_variants(variants: dict[str, dict], root: Path | str, job: str = "train") -> list[dict]:
-    "Run `job` once per variant ({name: params}) into `root/<name>`; returns each run's metrics with its `name` and `run_dir`, or its error."
-    rows = []
-    for name, params in variants.items():
-        try:
-            run = run_job(job, params, run_name=name, output_root=root, overwrite=True, progress=False)
-            rows.append({**json.loads((run / "metrics.json").read_text()), "name": name, "run_dir": str(run)})
-        except Exception as e:
-            rows.append({"name": name, "method": params.get("method"), "error": f"{type(e).__name__}: {str(e).splitlines()[0]}"})
-        print(name, "done" if "error" not in rows[-1] else rows[-1]["error"], flush=True)
-    return rows
-
-def compare_methods(methods: list[str], root: Path | str, params: dict, lrs: dict[str, float] | None = None,
-                    options: dict[str, dict] | None = None) -> list[dict]:
-    "Run the `train` job once per method under `root/<method>` with the shared `params`; returns each run's metrics (or its error)."
-    return run_variants({name: {**params, "method": name, "method_options": json.dumps((options or {}).get(name, {})),
-                                **({"lr": lrs[name]} if lrs and name in lrs else {})} for name in methods}, root)
+__all__ = ['COLUMNS', 'method_table', 'plot_methods', 'collect_runs', 'method_report']
 
 # %% ../../nbs/27_methods.compare.ipynb #27e4f9c1
 COLUMNS = {"method": "method", "trainable": "trainable params", "percent": "% of model", "adapter_mb": "saved MB",
@@ -50,7 +26,9 @@ def _row(m: dict, score_key: str) -> dict:
             "step_s_median": m["step_s_median"], "first_val_loss": m["first_val_loss"], "best_val_loss": m["best_val_loss"],
             "score_before": m["before"].get(score_key), "score_after": m["after"].get(score_key)}
 
-def method_table(metrics: list[dict], score_key: str = "fields") -> str:
+def method_table(metrics: list[dict],  # the runs' metrics records (or errors)
+                 score_key: str = "fields",  # which task score to show
+                ) -> str:
     "A markdown table of the runs' figures (`score_key`: which task metric to show)."
     rows = [_row(m, score_key) for m in metrics]
     fmt = lambda v: "" if v is None else f"{v:,}" if isinstance(v, int) else f"{v:.4g}" if isinstance(v, float) else str(v)
@@ -60,7 +38,9 @@ def method_table(metrics: list[dict], score_key: str = "fields") -> str:
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
-def plot_methods(metrics: list[dict], score_key: str = "fields", title: str = ""):
+def plot_methods(metrics: list[dict],  # the runs' metrics records (or errors)
+                 score_key: str = "fields",  # which task score to show
+                 title: str = ""):  # the figure's title
     "Six panels, one bar per method: trainable %, saved size, peak memory, s/step, validation loss, task score."
     rows = [_row(m, score_key) for m in metrics if "error" not in m]
     names = [r["method"] for r in rows]
@@ -77,7 +57,9 @@ def plot_methods(metrics: list[dict], score_key: str = "fields", title: str = ""
     return fig
 
 # %% ../../nbs/27_methods.compare.ipynb #c3c3381e
-def collect_runs(compare_dir: Path | str, n_answers: int = 2) -> list[dict]:
+def collect_runs(compare_dir: Path | str,  # a `compare` run folder
+                 n_answers: int = 2,  # answers kept per method
+                ) -> list[dict]:
     "Every method run of a `compare` run folder: its metrics, loss curve and first `n_answers` answers before and after."
     rows = json.loads((Path(compare_dir) / "comparison.json").read_text())
     for r in rows:
@@ -88,7 +70,9 @@ def collect_runs(compare_dir: Path | str, n_answers: int = 2) -> list[dict]:
         r["answers"] = [json.loads(l) for l in (run / "generations.jsonl").read_text().splitlines()[:n_answers]]
     return rows
 
-def method_report(rows: list[dict], method: str, score_key: str = "fields"):
+def method_report(rows: list[dict],  # what `collect_runs` returns
+                  method: str,  # the method to show
+                  score_key: str = "fields"):  # which task score to quote
     "One method's measured run: a markdown summary with answers before and after, and its loss-curve figure."
     r = next(x for x in rows if x["method"] == method)
     fig, ax = plt.subplots(figsize=(5.5, 3))

@@ -18,7 +18,9 @@ from ..core import atomic_dir
 __all__ = ['load_adapters', 'blend', 'merge_export']
 
 # %% ../../nbs/26_methods.compose.ipynb #0f29db46
-def load_adapters(base: PreTrainedModel, folders: dict[str, Path | str]) -> PeftModel:
+def load_adapters(base: PreTrainedModel,  # the base model the adapters were trained on
+                  folders: dict[str, Path | str],  # adapter name -> its folder
+                 ) -> PeftModel:
     "One base with every PEFT adapter in `folders` ({name: folder}) loaded under its name; the first is active."
     (first, folder), *rest = folders.items()
     model = PeftModel.from_pretrained(base, folder, adapter_name=first)
@@ -26,14 +28,21 @@ def load_adapters(base: PreTrainedModel, folders: dict[str, Path | str]) -> Peft
     return model.eval()
 
 # %% ../../nbs/26_methods.compose.ipynb #5d3c6e5f
-def blend(model: PeftModel, weights: dict[str, float], name: str = "blend", combination: str = "cat") -> PeftModel:
+def blend(model: PeftModel,  # a PeftModel holding the adapters
+          weights: dict[str, float],  # adapter name -> weight
+          name: str = "blend",  # the blended adapter's name
+          combination: str = "cat",  # PEFT's combination type: 'cat' (exact weighted sum), 'linear', 'svd', ...
+         ) -> PeftModel:
     "Add adapter `name` = the weighted combination of the adapters in `weights` ({name: weight}), and make it active."
     model.add_weighted_adapter(list(weights), list(weights.values()), adapter_name=name, combination_type=combination)
     model.set_adapter(name)
     return model
 
 # %% ../../nbs/26_methods.compose.ipynb #06c4bbf5
-def merge_export(model: PeftModel, adapter: str, folder: Path | str) -> PreTrainedModel:
+def merge_export(model: PeftModel,  # a PeftModel holding the adapter
+                 adapter: str,  # the adapter to merge
+                 folder: Path | str,  # where the merged model goes
+                ) -> PreTrainedModel:
     "Merge `adapter` into the base weights, unload every adapter, save the plain model to `folder` as safetensors; returns it."
     model.set_adapter(adapter)
     merged = model.merge_and_unload(adapter_names=[adapter])

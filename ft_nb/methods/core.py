@@ -6,20 +6,22 @@ Docs: https://ft-nb.github.io/ft_nb/methods.core.html.md"""
 
 # %% ../../nbs/20_methods.core.ipynb #3859e30e
 from __future__ import annotations
-import importlib, json, pkgutil
-from dataclasses import dataclass, fields
+import json
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Callable
 
 import torch
+from peft import PeftModel
 from transformers import PreTrainedModel
 
-from ..core import atomic_dir
+from ..core import Registry, atomic_dir
 
 # %% auto #0
-__all__ = ['METHODS', 'LOADERS', 'METHOD_FILE', 'Method', 'register_method', 'list_methods', 'get_method', 'make_config',
-           'apply_method', 'register_loader', 'save_trained', 'load_trained', 'count_parameters', 'saved_bytes',
-           'FullConfig', 'apply_full', 'load_full']
+__all__ = ['METHODS', 'LOADERS', 'METHOD_FILE', 'Method', 'register_method', 'list_methods', 'get_method', 'method_names',
+           'make_config', 'parse_options', 'apply_method', 'register_loader', 'load_peft', 'save_trained',
+           'load_trained', 'count_parameters', 'saved_bytes', 'FullConfig', 'apply_full', 'load_full',
+           'reload_difference']
 
 # %% ../../nbs/20_methods.core.ipynb #5cecd2e9
 @dataclass(frozen=True)
@@ -33,74 +35,106 @@ class Method:
     packing: bool = True  # whether packed batches (position ids restarting per example) work with it
     gpu_optim: str = "adamw_torch"  # the optimizer it trains with on a GPU (a transformers `optim` name)
     prepare_base: Callable | None = None  # (base, config) -> the base its saved results load onto (QLoRA: quantized)
+    test: dict = field(default_factory=dict)  # SFTConfig fields for the test matrix's short run on the tiny model (its `lr`)
 
-METHODS: dict[str, Method] = {}
+METHODS = Registry("method", "ft_nb.methods")
 
-def register_method(name: str, config_cls: type, default_lr: float, summary: str = "", packing: bool = True,
-                    gpu_optim: str = "adamw_torch", prepare_base: Callable | None = None):
+def register_method(name: str,  # what users pass as `method`
+                    config_cls: type,  # dataclass of the method's options
+                    default_lr: float,  # peak learning rate that suits the method
+                    summary: str = "",  # one line for listings; default: the function's docstring
+                    packing: bool = True,  # whether packed batches work with it
+                    gpu_optim: str = "adamw_torch",  # its optimizer on a GPU
+                    prepare_base: Callable | None = None,  # how to prepare the base its results reload onto
+                    test: dict | None = None):  # SFTConfig fields for the test matrix (default: its default_lr)
     "Decorator: register `apply(model, config)` as method `name`."
     def deco(fn):
-        METHODS[name] = Method(name, config_cls, fn, default_lr, summary or (fn.__doc__ or "").strip(), packing, gpu_optim, prepare_base)
+        METHODS.add(name, Method(name, config_cls, fn, default_lr, summary or (fn.__doc__ or "").strip(), packing, gpu_optim,
+                                 prepare_base, test or {"lr": default_lr}))
         return fn
     return deco
 
 # %% ../../nbs/20_methods.core.ipynb #bbe5290f
-def _discover():
-    "Import every module of ft_nb.methods so that each registers its methods."
-    import ft_nb.methods as pkg
-    for m in pkgutil.iter_modules(pkg.__path__): importlib.import_module(f"{pkg.__name__}.{m.name}")
-
 def list_methods() -> dict[str, str]:
-    "Registered method names with their one-line summaries."
-    _discover()
-    return {k: m.summary for k, m in sorted(METHODS.items())}
+    "Registered method names with their one-line summaries, by name."
+    return {k: METHODS.get(k).summary for k in sorted(METHODS.names())}
 
 def get_method(name: str) -> Method:
     "The method registered as `name`; unknown names fail listing the known ones."
-    _discover()
-    if name not in METHODS: raise ValueError(f"Unknown method {name!r}; registered methods: {', '.join(sorted(METHODS))}")
-    return METHODS[name]
+    return METHODS.get(name)
 
-def make_config(name: str, **options):
+def method_names(spec: str = "all") -> list[str]:  # 'all', or method names separated by commas
+    "The methods `spec` names: every registered method (by name) for 'all'; unknown names fail."
+    names = sorted(METHODS.names()) if spec.strip() == "all" else [m.strip() for m in spec.split(",") if m.strip()]
+    for m in names: get_method(m)
+    return names
+
+def make_config(name: str,  # a registered method
+                **options,  # the method's options (fields of its config)
+               ):
     "The config of method `name` from `options`; unknown options fail naming the valid ones."
     cls = get_method(name).config_cls
     valid = {f.name for f in fields(cls)}
     if bad := set(options) - valid: raise TypeError(f"Method {name!r} has no option(s) {sorted(bad)}; its options: {sorted(valid)}")
     return cls(**options)
 
-def apply_method(model: PreTrainedModel, name: str, **options) -> PreTrainedModel:
+def parse_options(name: str,  # a registered method
+                  text: str,  # its options as a JSON object, e.g. '{"r": 16}'
+                 ) -> dict:
+    "A method's options given as JSON (as jobs take them), checked against its config before any work."
+    try: options = json.loads(text) if text.strip() else {}
+    except json.JSONDecodeError as e: raise ValueError(f"parameter method_options: expected a JSON object, got {text!r} ({e})") from None
+    if not isinstance(options, dict): raise ValueError(f"parameter method_options: expected a JSON object, got {text!r}")
+    make_config(name, **options)
+    return options
+
+def apply_method(model: PreTrainedModel,  # the base model
+                 name: str,  # a registered method
+                 **options,  # the method's options
+                ) -> PreTrainedModel:
     "Prepare `model` for training with method `name` and its `options`."
     return get_method(name).apply(model, make_config(name, **options))
 
 # %% ../../nbs/20_methods.core.ipynb #ceca9be1
-LOADERS: dict[str, Callable] = {}  # marker file name -> load(base_model, folder)
+LOADERS = Registry("loader", "ft_nb.methods")  # marker file name -> load(base_model, folder)
 
-def register_loader(marker: str):
+def register_loader(marker: str):  # the file that marks a folder this loader reads
     "Decorator: `load(base, folder)` loads folders that contain the file `marker`."
-    def deco(fn):
-        LOADERS[marker] = fn
-        return fn
+    def deco(fn): return LOADERS.add(marker, fn)
     return deco
+
+@register_loader("adapter_config.json")
+def load_peft(base: PreTrainedModel,  # the base the adapter was trained on
+              folder,  # a folder written by a PEFT model's `save_pretrained`
+             ) -> PeftModel:
+    "A PEFT adapter (LoRA, QLoRA, IA3, prompt or prefix tuning) on `base`."
+    return PeftModel.from_pretrained(base, folder)
 
 METHOD_FILE = "ft_nb_method.json"
 
-def save_trained(model: torch.nn.Module, folder, method: str, options: dict | None = None) -> Path:
+def save_trained(model: torch.nn.Module,  # a trained model or adapter (anything with `save_pretrained`)
+                 folder,  # where it goes; replaced whole
+                 method: str,  # the method that trained it
+                 options: dict | None = None,  # the method's options
+                ) -> Path:
     "Save a trained model or adapter into `folder` (replaced whole, atomically), noting its method and options."
     with atomic_dir(folder) as tmp:
         model.save_pretrained(tmp)
         (tmp / METHOD_FILE).write_text(json.dumps({"method": method, "options": options or {}}))
     return Path(folder)
 
-def load_trained(base: PreTrainedModel, folder) -> torch.nn.Module:
-    "The trained model saved in `folder` (an adapter for `base`, or a whole model, which ignores `base`)."
-    _discover()
+def load_trained(base: PreTrainedModel,  # the base model it was trained on (ignored by a whole model)
+                 folder,  # a folder written by `save_trained` (or any `save_pretrained`)
+                ) -> torch.nn.Module:
+    "The trained model saved in `folder`: an adapter on `base`, or a whole model."
     if (note := Path(folder) / METHOD_FILE).exists():
         saved = json.loads(note.read_text())
         m = get_method(saved["method"])
         if m.prepare_base: base = m.prepare_base(base, make_config(m.name, **saved["options"]))
-    for marker, load in sorted(LOADERS.items(), key=lambda kv: kv[0] == "config.json"):  # a whole model last
-        if (Path(folder) / marker).exists(): return load(base, folder)
-    raise FileNotFoundError(f"{folder} holds no saved method: expected one of {', '.join(LOADERS)}")
+    markers = sorted(LOADERS.names(), key=lambda marker: marker == "config.json")  # a whole model last
+    for marker in markers:
+        if (Path(folder) / marker).exists(): return LOADERS.get(marker)(base, folder)
+    raise FileNotFoundError(f"{folder} holds no saved method: expected one of {', '.join(markers)}")
 
 # %% ../../nbs/20_methods.core.ipynb #dbb002e9
 def count_parameters(model: torch.nn.Module) -> dict:
@@ -131,8 +165,10 @@ def _layers(model: PreTrainedModel) -> torch.nn.ModuleList:
     if not lists: raise ValueError(f"{type(model).__name__} has no list of layers to freeze")
     return max(lists, key=len)
 
-@register_method("full", FullConfig, default_lr=2e-5, summary="every weight trains (optionally not the embeddings)")
-def apply_full(model: PreTrainedModel, cfg: FullConfig) -> PreTrainedModel:
+@register_method("full", FullConfig, default_lr=2e-5, summary="every weight trains (optionally not the embeddings)", test={"lr": 1e-3})
+def apply_full(model: PreTrainedModel,  # the base model
+               cfg: FullConfig,  # what to keep frozen
+              ) -> PreTrainedModel:
     "Full fine-tuning: unfreeze everything, then freeze the embeddings if asked."
     for p in model.parameters(): p.requires_grad_(True)
     if cfg.freeze_embeddings: model.get_input_embeddings().weight.requires_grad_(False)
@@ -142,7 +178,26 @@ def apply_full(model: PreTrainedModel, cfg: FullConfig) -> PreTrainedModel:
     return model
 
 @register_loader("config.json")
-def load_full(base: PreTrainedModel, folder) -> PreTrainedModel:
+def load_full(base: PreTrainedModel,  # the base model, for its device and dtype
+              folder,  # a folder written by `save_pretrained`
+             ) -> PreTrainedModel:
     "A whole fine-tuned model saved with `save_pretrained`, on the base's device and dtype."
     from transformers import AutoModelForCausalLM
     return AutoModelForCausalLM.from_pretrained(folder, dtype=base.dtype, use_safetensors=True).to(base.device)
+
+# %% ../../nbs/20_methods.core.ipynb #1c0ee1c9
+@torch.no_grad()
+def reload_difference(model: torch.nn.Module,  # the trained model, as it is in memory
+                      folder,  # where `save_trained` put it
+                      base: PreTrainedModel,  # a fresh copy of the base model it was trained on
+                      tok,  # the tokenizer
+                      texts: tuple[str, ...] = ("The capital of France is", "def add(a, b):"),  # texts to compare on
+                     ) -> float:
+    "The largest absolute logit difference between `model` and its saved copy reloaded onto `base`."
+    x = tok(list(texts), return_tensors="pt", padding=True).to(model.device)
+    was_training = model.training
+    model.eval()
+    reloaded = load_trained(base, folder).eval()
+    diff = (reloaded(**x).logits.float() - model(**x).logits.float()).abs().max().item()
+    model.train(was_training)
+    return diff

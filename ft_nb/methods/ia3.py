@@ -22,8 +22,11 @@ class IA3Config:
     target_modules: list[str] | None = None  # layers to rescale; None: PEFT's choice for the architecture (k, v, feed-forward down)
     feedforward_modules: list[str] | None = None  # which of them are feed-forward (rescaled on the input side); None: PEFT's choice
 
-@register_method("ia3", IA3Config, default_lr=3e-3, summary="learned rescaling vectors in attention and feed-forward (PEFT)")
-def apply_ia3(model: PreTrainedModel, cfg: IA3Config) -> PeftModel:
+@register_method("ia3", IA3Config, default_lr=3e-3, summary="learned rescaling vectors in attention and feed-forward (PEFT)",
+                 test={"lr": 3e-2})
+def apply_ia3(model: PreTrainedModel,  # the base model
+              cfg: IA3Config,  # which layers to rescale
+             ) -> PeftModel:
     "Add IA3 scaling vectors (initialised to one) to the target layers; only they train."
     return get_peft_model(model, PeftIA3Config(task_type="CAUSAL_LM", target_modules=cfg.target_modules,
                                                feedforward_modules=cfg.feedforward_modules))

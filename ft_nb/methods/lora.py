@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from peft import LoraConfig as PeftLoraConfig, PeftModel, get_peft_model
 from transformers import PreTrainedModel
 
-from .core import register_loader, register_method
+from .core import register_method
 
 # %% auto #0
-__all__ = ['LoraConfig', 'peft_lora_config', 'load_peft', 'apply_lora']
+__all__ = ['LoraConfig', 'peft_lora_config', 'apply_lora']
 
 # %% ../../nbs/21_methods.lora.ipynb #ce5e9ae1
 @dataclass
@@ -31,12 +31,9 @@ def peft_lora_config(cfg: LoraConfig) -> PeftLoraConfig:
     return PeftLoraConfig(r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout, target_modules=cfg.target_modules,
                           use_dora=cfg.use_dora, use_rslora=cfg.use_rslora, task_type="CAUSAL_LM")
 
-@register_loader("adapter_config.json")
-def load_peft(base: PreTrainedModel, folder) -> PeftModel:
-    "A PEFT adapter (LoRA, IA3, prompt or prefix tuning) saved with `save_pretrained`, on `base`."
-    return PeftModel.from_pretrained(base, folder)
-
-@register_method("lora", LoraConfig, default_lr=2e-4, summary="low-rank adapters beside frozen weights (PEFT)")
-def apply_lora(model: PreTrainedModel, cfg: LoraConfig) -> PeftModel:
+@register_method("lora", LoraConfig, default_lr=2e-4, summary="low-rank adapters beside frozen weights (PEFT)", test={"lr": 1e-2})
+def apply_lora(model: PreTrainedModel,  # the base model
+               cfg: LoraConfig,  # the adapters' settings
+              ) -> PeftModel:
     "Wrap `model` with PEFT LoRA adapters as `cfg` says; only the adapters train."
     return get_peft_model(model, peft_lora_config(cfg))

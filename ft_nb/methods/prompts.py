@@ -22,8 +22,11 @@ class PromptConfig:
     num_virtual_tokens: int = 16  # length of the soft prompt
     init_text: str | None = None  # start from this text's embeddings (needs the model's tokenizer folder); None: random
 
-@register_method("prompt", PromptConfig, default_lr=3e-2, summary="learned soft prompt before the input (PEFT)", packing=False)
-def apply_prompt(model: PreTrainedModel, cfg: PromptConfig) -> PeftModel:
+@register_method("prompt", PromptConfig, default_lr=3e-2, summary="learned soft prompt before the input (PEFT)", packing=False,
+                 test={"lr": 3e-1})
+def apply_prompt(model: PreTrainedModel,  # the base model
+                 cfg: PromptConfig,  # the soft prompt's settings
+                ) -> PeftModel:
     "Prepend a trainable soft prompt of `num_virtual_tokens` vectors; the model stays frozen."
     init = dict(prompt_tuning_init=PromptTuningInit.TEXT, prompt_tuning_init_text=cfg.init_text,
                 tokenizer_name_or_path=model.config.name_or_path) if cfg.init_text else {}
@@ -34,8 +37,11 @@ class PrefixConfig:
     num_virtual_tokens: int = 16  # prefix length: key/value vectors per layer
     projection: bool = False  # produce the prefix from an MLP while training (more parameters, steadier)
 
-@register_method("prefix", PrefixConfig, default_lr=1e-2, summary="learned key/value prefix in every layer (PEFT)", packing=False)
-def apply_prefix(model: PreTrainedModel, cfg: PrefixConfig) -> PeftModel:
+@register_method("prefix", PrefixConfig, default_lr=1e-2, summary="learned key/value prefix in every layer (PEFT)", packing=False,
+                 test={"lr": 3e-2})
+def apply_prefix(model: PreTrainedModel,  # the base model
+                 cfg: PrefixConfig,  # the prefix's settings
+                ) -> PeftModel:
     "Learn `num_virtual_tokens` key/value vectors per layer; the model stays frozen."
     return get_peft_model(model, PrefixTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=cfg.num_virtual_tokens,
                                                     prefix_projection=cfg.projection))

@@ -25,7 +25,9 @@ class QLoraConfig(LoraConfig):
     double_quant: bool = True  # quantize the per-block scales too (about 0.4 bits per weight saved)
     compute_dtype: str = "auto"  # dtype the 4-bit blocks are dequantized to: auto (bf16 on a GPU, fp32 on CPU), bfloat16, float32
 
-def nf4_config(compute_dtype: torch.dtype = torch.bfloat16, double_quant: bool = True) -> BitsAndBytesConfig:
+def nf4_config(compute_dtype: torch.dtype = torch.bfloat16,  # the dtype blocks are dequantized to for each product
+               double_quant: bool = True,  # quantize the per-block scales too
+              ) -> BitsAndBytesConfig:
     "The bitsandbytes config of QLoRA's storage: 4-bit NF4 weights, optionally double-quantized scales."
     return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=double_quant,
                               bnb_4bit_compute_dtype=compute_dtype)
@@ -35,7 +37,10 @@ def _compute_dtype(name: str, device: torch.device) -> torch.dtype:
     if name == "auto": return torch.bfloat16 if device.type == "cuda" else torch.float32
     return getattr(torch, name)
 
-def quantize_nf4(model: PreTrainedModel, compute_dtype: torch.dtype, double_quant: bool = True) -> PreTrainedModel:
+def quantize_nf4(model: PreTrainedModel,  # a model in 16 or 32 bits
+                 compute_dtype: torch.dtype,  # the dtype blocks are dequantized to for each product
+                 double_quant: bool = True,  # quantize the per-block scales too
+                ) -> PreTrainedModel:
     "A 4-bit NF4 copy of `model` (or `model` itself if it is already 4-bit)."
     if getattr(model, "is_loaded_in_4bit", False): return model
     with tempfile.TemporaryDirectory(prefix="ft_nb-nf4-") as tmp:
@@ -50,8 +55,10 @@ def _quantized_base(base: PreTrainedModel, cfg: QLoraConfig) -> PreTrainedModel:
     return quantize_nf4(base, _compute_dtype(cfg.compute_dtype, base.device), cfg.double_quant)
 
 @register_method("qlora", QLoraConfig, default_lr=2e-4, summary="LoRA on a 4-bit NF4 base (bitsandbytes)", gpu_optim="paged_adamw_8bit",
-                 prepare_base=_quantized_base)
-def apply_qlora(model: PreTrainedModel, cfg: QLoraConfig) -> PeftModel:
+                 prepare_base=_quantized_base, test={"lr": 1e-2})
+def apply_qlora(model: PreTrainedModel,  # the base model (quantized here)
+                cfg: QLoraConfig,  # the adapters' and the quantization's settings
+               ) -> PeftModel:
     "Quantize the base to NF4, prepare it for k-bit training and add LoRA adapters."
     q = prepare_model_for_kbit_training(_quantized_base(model, cfg), use_gradient_checkpointing=False)  # norms to fp32; checkpointing is SFTConfig's
     return get_peft_model(q, peft_lora_config(cfg))

@@ -28,7 +28,9 @@ def _curves(rows: list[dict]) -> dict[str, list[dict]]:
     return {f"lr {r['lr']:g}": [json.loads(l) for l in (Path(r["run_dir"]) / "metrics.jsonl").read_text().splitlines()]
             for r in rows if "error" not in r}
 
-def plot_sweep(rows_or_curves, title: str = ""):
+def plot_sweep(rows_or_curves,  # what `cli.run_variants` returns, or {label: logged rows}
+               title: str = "",  # the plot's title
+              ):
     "Validation (lines with dots) and training (thin lines) loss against step, one colour per run; rows of `run_variants` or {label: logged rows}."
     curves = rows_or_curves if isinstance(rows_or_curves, dict) else _curves(rows_or_curves)
     fig, ax = plt.subplots(figsize=(7, 4))

@@ -37,8 +37,13 @@ def _base_config(model):
 
 def _bytes(p: torch.Tensor) -> int: return p.numel() * p.element_size()
 
-def estimate_memory(model: torch.nn.Module, batch_size: int, seq_len: int, gradient_checkpointing: bool = False,
-                    optim: str = "adamw_torch", activation_bytes: int | None = None) -> MemoryEstimate:
+def estimate_memory(model: torch.nn.Module,  # the model with its method applied
+                    batch_size: int,  # rows per micro-batch
+                    seq_len: int,  # tokens per row
+                    gradient_checkpointing: bool = False,  # whether activations are recomputed
+                    optim: str = "adamw_torch",  # the optimizer (8-bit ones keep one byte per state)
+                    activation_bytes: int | None = None,  # bytes per activation value; None: 2 on a GPU (bf16), 4 on the CPU
+                   ) -> MemoryEstimate:
     "Estimate the peak memory of training `model` (with its method applied) on batches of `batch_size` x `seq_len` tokens."
     params = {id(p): p for p in model.parameters()}.values()  # tied weights once
     trainable = [p for p in params if p.requires_grad]

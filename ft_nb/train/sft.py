@@ -1,4 +1,4 @@
-"""Supervised fine-tuning on chat data with transformers' Trainer: one entry point for every method, a loss history and its plot.
+"""Supervised fine-tuning on chat data with transformers' Trainer: one entry point for every method, its result, the run's metrics record and its plots.
 
 Docs: https://ft-nb.github.io/ft_nb/train.sft.html.md"""
 
@@ -6,7 +6,7 @@ Docs: https://ft-nb.github.io/ft_nb/train.sft.html.md"""
 
 # %% ../../nbs/32_train.sft.ipynb #7f1f1e66
 from __future__ import annotations
-import contextlib, dataclasses, json, math, os, tempfile, time
+import contextlib, dataclasses, json, math, os, resource, statistics, tempfile, time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,16 +15,17 @@ import torch
 from datasets import DatasetDict
 from transformers import EarlyStoppingCallback, PreTrainedModel, PreTrainedTokenizerBase, Trainer, TrainerCallback, TrainingArguments
 
-from ..core import get_settings
+from ..core import atomic_path, atomic_write_text, get_settings
 from ..data.audit import audit_records, check_audit
 from ..data.tokenize import IGNORE_INDEX, collator, tokenize_dataset
-from ..methods.core import apply_method, get_method
+from ..methods.core import apply_method, count_parameters, get_method
 from .checkpoints import MarkComplete, last_complete_checkpoint
-from .memory import estimate_memory
+from .memory import MemoryEstimate, estimate_memory
 from .packing import packing_collator, packing_context
 
 # %% auto #0
-__all__ = ['SFTConfig', 'History', 'plot_losses', 'CountingTrainer', 'train_sft']
+__all__ = ['SFTConfig', 'sft_config', 'History', 'plot_losses', 'save_history', 'plot_lr', 'TokenCounts', 'TrainResult',
+           'run_metrics', 'train_sft']
 
 # %% ../../nbs/32_train.sft.ipynb #90d9ebac
 @dataclass
@@ -52,85 +53,170 @@ class SFTConfig:
     optim: str | None = None  # a transformers optimizer name; None: the method's (AdamW; paged 8-bit AdamW for QLoRA on a GPU)
     report_to: str = "none"  # "none", "tensorboard", "wandb" or both comma-separated; W&B runs offline unless WANDB_MODE says otherwise
 
+# %% ../../nbs/32_train.sft.ipynb #b4c2577e
+def sft_config(params: dict,  # a job's parameters (or any dict): the keys that are SFTConfig fields are used
+               **overrides,  # fields to set whatever `params` says
+              ) -> SFTConfig:
+    "The SFTConfig that `params` describes."
+    names = {f.name for f in dataclasses.fields(SFTConfig)}
+    return SFTConfig(**({k: v for k, v in params.items() if k in names} | overrides))
+
 # %% ../../nbs/32_train.sft.ipynb #c75b7d44
 class History(TrainerCallback):
-    "Collects every log the Trainer emits as rows of {step, ...}, and the wall time of each optimizer step."
-    def __init__(self): self.rows, self.step_times = [], []
+    "Every logged row of a run as {step, ...}, and the wall time of each optimizer step this process ran."
+    def __init__(self):
+        self.rows: list[dict] = []  # filled from the Trainer's log history when the run ends
+        self.step_times: list[float] = []  # seconds per optimizer step (synchronised on a GPU)
+        self._t = 0.0
+
     def on_step_begin(self, args, state, control, **kw):
         if torch.cuda.is_available(): torch.cuda.synchronize()
         self._t = time.perf_counter()
+
     def on_step_end(self, args, state, control, **kw):
         if torch.cuda.is_available(): torch.cuda.synchronize()
         self.step_times.append(time.perf_counter() - self._t)
-    def on_log(self, args, state, control, logs=None, **kw):
-        if logs: self.rows.append({"step": state.global_step, **{k: float(v) for k, v in logs.items() if isinstance(v, (int, float))}})
 
-    def series(self, key: str) -> tuple[list[int], list[float]]:
-        "Steps and values of `key` (e.g. 'loss', 'eval_loss', 'learning_rate')."
+    def series(self, key: str) -> tuple[list[int], list[float]]:  # e.g. 'loss', 'eval_loss', 'learning_rate'
+        "Steps and values of `key`."
         pts = [(r["step"], r[key]) for r in self.rows if key in r]
         return [s for s, _ in pts], [v for _, v in pts]
 
 # %% ../../nbs/32_train.sft.ipynb #69b072a7
-def plot_losses(history: History, ax=None, title: str = "loss"):
+def plot_losses(run,  # a `TrainResult` (its best checkpoint is marked) or a `History`
+                ax=None,  # axes to draw on; None: a new figure
+                title: str = "loss"):  # the plot's title
     "Training and validation loss against step; returns the axes."
+    history, best = (run.history, run.best_checkpoint) if isinstance(run, TrainResult) else (run, None)
     if ax is None: _, ax = plt.subplots(figsize=(6, 3.5))
     ax.plot(*history.series("loss"), label="train", lw=1)
     ax.plot(*history.series("eval_loss"), "o-", label="validation")
-    if best := getattr(history, "best_checkpoint", None):  # the weights the run ended with
-        ax.axvline(int(Path(best).name.split("-")[-1]), color="k", ls=":", lw=1, label="best checkpoint")
+    if best: ax.axvline(int(Path(best).name.split("-")[-1]), color="k", ls=":", lw=1, label="best checkpoint")  # the weights the run ended with
     ax.set(xlabel="step", ylabel="loss (nats/token)", title=title); ax.grid(alpha=.3); ax.legend()
     return ax
 
+def save_history(result,  # a `TrainResult`
+                 folder: Path | str,  # the run folder
+                 title: str = "loss",  # the loss plot's title
+                ) -> list[Path]:
+    "Write a run's history into `folder`: `metrics.jsonl` (one row per log), `loss.png` and `lr.png`; returns the paths."
+    folder = Path(folder)
+    atomic_write_text(folder / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in result.history.rows))
+    for name, ax in (("loss.png", plot_losses(result, title=title)), ("lr.png", plot_lr(result))):
+        with atomic_path(folder / name, suffix=".png") as tmp: ax.figure.savefig(tmp, dpi=120, bbox_inches="tight")
+    return [folder / n for n in ("metrics.jsonl", "loss.png", "lr.png")]
+
+def plot_lr(run,  # a `TrainResult` or a `History`
+            ax=None):  # axes to draw on; None: a new figure
+    "The learning rate against step: the schedule as it ran; returns the axes."
+    history = run.history if isinstance(run, TrainResult) else run
+    if ax is None: _, ax = plt.subplots(figsize=(6, 3))
+    ax.plot(*history.series("learning_rate")); ax.set(xlabel="step", ylabel="learning rate", title="schedule"); ax.grid(alpha=.3)
+    return ax
+
 # %% ../../nbs/32_train.sft.ipynb #296c4f69
-class CountingTrainer(Trainer):
-    "Trainer whose training logs also carry `supervised_tokens` and `tokens_per_s`."
-    def training_step(self, model, inputs, num_items_in_batch=None):
-        self._restore_counts()
-        self._supervised += int((inputs["labels"] != IGNORE_INDEX).sum())
-        return super().training_step(model, inputs, num_items_in_batch)
+class TokenCounts(TrainerCallback):
+    "Adds `supervised_tokens` (tokens that carry loss, so far) and `tokens_per_s` (input tokens since the last log) to training log rows."
+    def __init__(self):
+        self.supervised, self._mark, self._hook = 0, (0.0, 0), None
 
-    def _restore_counts(self):
-        if hasattr(self, "_supervised"): return
-        last = next((r for r in reversed(self.state.log_history) if "supervised_tokens" in r), {})
-        self._supervised, self._mark = int(last.get("supervised_tokens", 0)), (time.perf_counter(), self.state.num_input_tokens_seen)
+    def on_train_begin(self, args, state, control, model=None, **kw):
+        last = next((r for r in reversed(state.log_history) if "supervised_tokens" in r), {})  # a resumed run's count so far
+        self.supervised, self._mark = int(last.get("supervised_tokens", 0)), (time.perf_counter(), state.num_input_tokens_seen)
+        self._hook = model.register_forward_pre_hook(self._count, with_kwargs=True)
 
-    def log(self, logs, start_time=None):
-        if "loss" in logs:  # a training row (not evaluation or the closing summary)
-            self._restore_counts()
-            now, seen = time.perf_counter(), self.state.num_input_tokens_seen
-            logs["supervised_tokens"] = self._supervised
-            logs["tokens_per_s"] = (seen - self._mark[1]) / max(now - self._mark[0], 1e-9)
-            self._mark = (now, seen)
-        super().log(logs, start_time)
+    def _count(self, module, args, kwargs):
+        if module.training and (labels := kwargs.get("labels")) is not None: self.supervised += int((labels != IGNORE_INDEX).sum())
+
+    def on_log(self, args, state, control, logs=None, **kw):
+        if "loss" not in (logs or {}): return  # an evaluation row or the closing summary
+        now, seen = time.perf_counter(), state.num_input_tokens_seen
+        state.log_history[-1].update(supervised_tokens=self.supervised, tokens_per_s=(seen - self._mark[1]) / max(now - self._mark[0], 1e-9))
+        self._mark = (now, seen)
+
+    def close(self):
+        "Remove the hook (also when training stopped with an error)."
+        if self._hook is not None: self._hook.remove(); self._hook = None
+
+# %% ../../nbs/32_train.sft.ipynb #3d74f03b
+@dataclass
+class TrainResult:
+    "What a training run produced: the trained model, its history, and the facts every report needs."
+    model: PreTrainedModel  # the trained model (with its adapter), in eval mode
+    history: History  # every logged row, and each optimizer step's wall time
+    method: str  # the method that trained it
+    method_options: dict  # the method's options
+    lr: float  # the peak learning rate
+    seconds: float  # wall time of the training loop, validations included
+    steps: int  # optimizer steps done
+    planned_steps: int  # optimizer steps asked for
+    stopped_early: bool  # whether early stopping ended the run before `planned_steps`
+    resumed_from: str | None  # the checkpoint this run continued from, if any
+    best_checkpoint: str | None  # the checkpoint whose weights the run ended with (load_best), if any
+    memory_estimate: MemoryEstimate  # what `train.memory` predicted before the first step
+    peak_rss_gib: float  # peak resident memory of this process so far
+    peak_gpu_gib: float | None  # peak GPU memory allocated so far, on CUDA
+
+def run_metrics(result: TrainResult,  # the run
+                before: dict | None = None,  # scores before training (`eval.core.evaluate_model`)
+                after: dict | None = None,  # the same scores after training
+                saved: Path | str | None = None,  # the folder the trained result was saved in, for its size
+                **extra,  # anything else the job measured (a reload check, ...)
+               ) -> dict:
+    "The `metrics.json` record of a training run."
+    h = result.history
+    evals, rows = h.series("eval_loss")[1], [r for r in h.rows if "tokens_per_s" in r]
+    return {"method": result.method, "method_options": result.method_options, "lr": result.lr,
+            "final_train_loss": h.series("loss")[1][-1] if h.series("loss")[1] else None,
+            "first_val_loss": evals[0] if evals else None, "final_val_loss": evals[-1] if evals else None,
+            "best_val_loss": min(evals) if evals else None, "steps": result.steps, "planned_steps": result.planned_steps,
+            "stopped_early": result.stopped_early, "resumed_from": result.resumed_from, "best_checkpoint": result.best_checkpoint,
+            **count_parameters(result.model),
+            "adapter_bytes": sum(f.stat().st_size for f in Path(saved).rglob("*.safetensors")) if saved else None,
+            "seconds": result.seconds, "step_s_median": statistics.median(h.step_times) if h.step_times else None,
+            "tokens_per_s": statistics.mean(r["tokens_per_s"] for r in rows) if rows else None,
+            "peak_rss_gib": result.peak_rss_gib, "peak_gpu_gib": result.peak_gpu_gib,
+            "memory_estimate_gib": result.memory_estimate.total / 2**30, "before": before or {}, "after": after or {}, **extra}
 
 # %% ../../nbs/32_train.sft.ipynb #146bcc10
-def train_sft(model: PreTrainedModel, tok: PreTrainedTokenizerBase, data: DatasetDict, method: str = "lora",
-              cfg: SFTConfig | None = None, method_options: dict | None = None, output_dir: Path | str | None = None,
-              callbacks: list | None = None) -> tuple[PreTrainedModel, History]:
-    "Fine-tune `model` on `data['train']` (validating on `data['validation']`) with `method`; returns the trained model and its history."
-    cfg = cfg or SFTConfig()
+def train_sft(model: PreTrainedModel,  # the base model
+              tok: PreTrainedTokenizerBase,  # its tokenizer, with a chat template
+              data: DatasetDict,  # chat records: 'train', and 'validation' for validation losses
+              method: str = "lora",  # a registered method
+              cfg: SFTConfig | None = None,  # the training knobs
+              method_options: dict | None = None,  # the method's options
+              output_dir: Path | str | None = None,  # where checkpoints go; None: a scratch folder, removed afterwards
+              callbacks: list | None = None,  # more TrainerCallbacks
+             ) -> TrainResult:
+    "Fine-tune `model` on `data['train']` (validating on `data['validation']`) with `method`."
+    cfg, options = cfg or SFTConfig(), method_options or {}
     seed = get_settings().seed if cfg.seed is None else cfg.seed
     torch.manual_seed(seed)  # the method's fresh weights (LoRA's A) depend on it
     if cfg.audit: check_audit(audit_records(list(data["train"]), tok, cfg.max_length))
     if cfg.packing and not get_method(method).packing:
         raise ValueError(f"Method {method!r} does not support packing (it needs position ids per example): set packing=False")
-    model = apply_method(model, method, **(method_options or {}))
+    if cfg.save_every and output_dir is None: raise ValueError("save_every needs an output_dir to keep the checkpoints in")
+    model = apply_method(model, method, **options)
     train, dropped = tokenize_dataset(data["train"], tok, cfg.max_length)
-    val, _ = tokenize_dataset(data["validation"], tok, cfg.max_length)
-    lengths = train["input_ids"] if len(train) <= 10_000 else train.select(range(10_000))["input_ids"]
-    longest = max(len(x) for x in lengths)
-    estimate = estimate_memory(model, cfg.batch_size if not cfg.packing else 1,
-                               longest if not cfg.packing else sum(sorted(map(len, lengths))[-cfg.batch_size:]),
-                               cfg.gradient_checkpointing, _optim(cfg, method, model))
-    print(estimate)
+    val = tokenize_dataset(data["validation"], tok, cfg.max_length)[0] if len(data.get("validation", [])) else None
     if dropped: print(f"dropped {dropped} training rows with no supervised token after truncation to {cfg.max_length}")
     if len(train) == 0: raise ValueError("No training rows left after tokenization: check the data and max_length")
-    if cfg.save_every and output_dir is None: raise ValueError("save_every needs an output_dir to keep the checkpoints in")
+    estimate = _estimate(model, train, cfg, method)
+    print(estimate)
     with tempfile.TemporaryDirectory(prefix="ft_nb-") as scratch, packing_context(model) if cfg.packing else contextlib.nullcontext():
-        history = _run_trainer(model, tok, train, val, method, cfg, seed, output_dir or scratch, callbacks)
-    history.memory_estimate = estimate
+        history, trainer, last, seconds = _run_trainer(model, tok, train, val, method, cfg, seed, output_dir or scratch, callbacks)
     model.eval()
-    return model, history
+    steps = _steps(cfg, len(train))
+    return TrainResult(model, history, method, options, cfg.lr or get_method(method).default_lr, seconds, trainer.state.global_step, steps,
+                       trainer.state.global_step < steps, last.name if last else None, trainer.state.best_model_checkpoint, estimate,
+                       resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,  # KiB on Linux
+                       torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else None)
+
+def _estimate(model, train, cfg, method) -> MemoryEstimate:
+    "The memory estimate for the longest batch among (at most) the first 10,000 training rows."
+    lengths = sorted(map(len, (train if len(train) <= 10_000 else train.select(range(10_000)))["input_ids"]))
+    if cfg.packing: return estimate_memory(model, 1, sum(lengths[-cfg.batch_size:]), cfg.gradient_checkpointing, _optim(cfg, method, model))
+    return estimate_memory(model, cfg.batch_size, lengths[-1], cfg.gradient_checkpointing, _optim(cfg, method, model))
 
 def _steps(cfg, n_train: int) -> int:
     "Optimizer steps: `max_steps`, or enough for `epochs` passes over `n_train` rows."
@@ -146,18 +232,17 @@ def _checkpointing_args(on: bool) -> dict:
 def _optim(cfg, method, model) -> str:
     return cfg.optim or (get_method(method).gpu_optim if model.device.type == "cuda" else "adamw_torch")
 
-def _reporting(cfg, output_dir) -> list[str]:
-    "The integrations asked for; W&B is kept offline (no network) unless WANDB_MODE is set."
+def _reporting(cfg, output_dir) -> tuple[list[str], dict]:
+    "The integrations asked for, and the environment they run in: TensorBoard logs and W&B's offline run go in `output_dir`."
     to = [] if cfg.report_to in ("", "none") else [t.strip() for t in cfg.report_to.split(",")]
     if bad := set(to) - {"tensorboard", "wandb"}: raise ValueError(f"report_to: unknown integration(s) {sorted(bad)}; use 'none', 'tensorboard' or 'wandb'")
-    if "wandb" in to:
-        os.environ.setdefault("WANDB_MODE", "offline")
-        os.environ.setdefault("WANDB_DIR", str(output_dir))
-    return to
+    env = {"TENSORBOARD_LOGGING_DIR": str(Path(output_dir) / "tensorboard")}  # read when the Trainer is made; else ./runs
+    if "wandb" in to: env |= {"WANDB_MODE": os.environ.get("WANDB_MODE", "offline"), "WANDB_DIR": os.environ.get("WANDB_DIR", str(output_dir))}
+    return to, env
 
 @contextlib.contextmanager
 def _env(values: dict):
-    "Set environment variables for the duration of the block."
+    "Set environment variables for the duration of the block only."
     old = {k: os.environ.get(k) for k in values}
     os.environ.update(values)
     try: yield
@@ -166,21 +251,22 @@ def _env(values: dict):
             if v is None: os.environ.pop(k, None)
             else: os.environ[k] = v
 
-def _run_trainer(model, tok, train, val, method, cfg, seed, output_dir, callbacks) -> History:
-    cuda = model.device.type == "cuda"
-    save = cfg.save_every > 0
-    if save and len(val) and cfg.save_every % cfg.eval_every:
+def _run_trainer(model, tok, train, val, method, cfg, seed, output_dir, callbacks):
+    "Run transformers' Trainer; returns the history, the trainer, the checkpoint resumed from and the loop's seconds."
+    cuda, save, has_val = model.device.type == "cuda", cfg.save_every > 0, val is not None
+    if save and has_val and cfg.save_every % cfg.eval_every:
         raise ValueError(f"save_every ({cfg.save_every}) must be a multiple of eval_every ({cfg.eval_every}), so that every checkpoint has a validation loss")
-    if cfg.early_stopping_patience and not (save and len(val)):
+    if cfg.early_stopping_patience and not (save and has_val):
         raise ValueError("early_stopping_patience needs checkpoints (save_every > 0) and validation data")
-    best = save and cfg.load_best and len(val) > 0
+    best = save and cfg.load_best and has_val
+    report_to, env = _reporting(cfg, output_dir)
     args = TrainingArguments(
         output_dir=str(output_dir), max_steps=(steps := _steps(cfg, len(train))),
         learning_rate=cfg.lr or get_method(method).default_lr, per_device_train_batch_size=cfg.batch_size,
         per_device_eval_batch_size=cfg.batch_size, gradient_accumulation_steps=cfg.grad_accum,
         warmup_steps=math.ceil(cfg.warmup_ratio * steps), lr_scheduler_type=cfg.scheduler,
         weight_decay=cfg.weight_decay, max_grad_norm=cfg.max_grad_norm, logging_steps=1,
-        eval_strategy="steps" if len(val) else "no", eval_steps=cfg.eval_every, report_to=_reporting(cfg, output_dir),
+        eval_strategy="steps" if has_val else "no", eval_steps=cfg.eval_every, report_to=report_to,
         include_num_input_tokens_seen="non_padding", optim=_optim(cfg, method, model),
         **_checkpointing_args(cfg.gradient_checkpointing),
         save_strategy="steps" if save else "no", save_steps=cfg.save_every or None, save_total_limit=cfg.keep_last,
@@ -188,27 +274,24 @@ def _run_trainer(model, tok, train, val, method, cfg, seed, output_dir, callback
         seed=seed, data_seed=seed, bf16=cuda and torch.cuda.is_bf16_supported(), use_cpu=not cuda and model.device.type == "cpu",
         dataloader_num_workers=0, remove_unused_columns=False, label_names=["labels"], disable_tqdm=False)
     keep = ["input_ids", "attention_mask", "labels"]
-    history = History()
-    tb_dir = {"TENSORBOARD_LOGGING_DIR": str(Path(output_dir) / "tensorboard")}  # read when the Trainer is made; else ./runs
-    with _env(tb_dir):
-        trainer = CountingTrainer(model=model, args=args, train_dataset=train.select_columns(keep),
-                                  eval_dataset=val.select_columns(keep) if len(val) else None,
-                                  data_collator=packing_collator() if cfg.packing else collator(tok),
-                                  callbacks=[history, MarkComplete(), *(callbacks or [])])
-    if cfg.early_stopping_patience: trainer.add_callback(EarlyStoppingCallback(cfg.early_stopping_patience))
-    last = last_complete_checkpoint(output_dir) if save and cfg.resume else None
-    first_eval = Path(output_dir) / "eval_step0.json"  # the validation loss at step 0, for the curve; kept for resumes
-    if len(val) and last is None:
-        trainer.evaluate()
-        first_eval.write_text(json.dumps(history.rows))
+    history, counts = History(), TokenCounts()
+    with _env(env):
+        trainer = Trainer(model=model, args=args, train_dataset=train.select_columns(keep),
+                          eval_dataset=val.select_columns(keep) if has_val else None,
+                          data_collator=packing_collator() if cfg.packing else collator(tok),
+                          callbacks=[history, counts, MarkComplete(), *(callbacks or [])])
+        if cfg.early_stopping_patience: trainer.add_callback(EarlyStoppingCallback(cfg.early_stopping_patience))
+        last = last_complete_checkpoint(output_dir) if save and cfg.resume else None
+        first_eval = Path(output_dir) / "eval_step0.json"  # the validation loss at step 0, for the curve; kept for resumes
+        if has_val and last is None:
+            trainer.evaluate()  # its row is logged before `train` starts a fresh log history: keep it
+            first_eval.write_text(json.dumps(trainer.state.log_history[-1:]))
+        t0 = time.perf_counter()
+        try: trainer.train(resume_from_checkpoint=str(last) if last else None)
+        finally: counts.close()
+    seconds = time.perf_counter() - t0
     start_rows = json.loads(first_eval.read_text()) if first_eval.exists() else []
-    t0 = time.perf_counter()
-    trainer.train(resume_from_checkpoint=str(last) if last else None)
-    history.seconds = time.perf_counter() - t0
     # the Trainer's own log (restored from the checkpoint on a resume) has every row since step 0
-    history.rows = start_rows + [{"step": r["step"], **{k: float(v) for k, v in r.items() if k != "step" and isinstance(v, (int, float))}}
-                                 for r in trainer.state.log_history]
-    history.resumed_from = last.name if last else None
-    history.best_checkpoint = trainer.state.best_model_checkpoint
-    history.planned_steps, history.stopped_early = steps, trainer.state.global_step < steps
-    return history
+    history.rows = [{"step": r["step"], **{k: float(v) for k, v in r.items() if k != "step" and isinstance(v, (int, float))}}
+                    for r in start_rows + trainer.state.log_history]
+    return history, trainer, last, seconds
