@@ -15,7 +15,7 @@ import torch
 # %% auto #0
 __all__ = ['SETTINGS_FILE', 'MANIFEST', 'Settings', 'find_settings_file', 'get_settings', 'seed_everything', 'pick_device',
            'pick_dtype', 'atomic_path', 'atomic_write_text', 'atomic_write_json', 'atomic_dir', 'run_dir_for',
-           'package_versions', 'git_state', 'start_run', 'finish_run', 'read_manifest', 'Registry']
+           'package_versions', 'git_state', 'start_run', 'finish_run', 'read_manifest', 'Registry', 'json_param']
 
 # %% ../nbs/00_core.ipynb #aafc2b82
 @dataclass(frozen=True)
@@ -276,3 +276,12 @@ class Registry:
 
     def __contains__(self, name) -> bool: self.discover(); return name in self.entries
     def __repr__(self): return f"Registry({self.kind!r}, {self.package!r}: {', '.join(self.entries)})"
+
+# %% ../nbs/00_core.ipynb #c07a4d2d
+def json_param(name: str,  # the parameter's name, for the error
+               text: str) -> dict:  # its value: a JSON object, or empty for {}
+    "A parameter holding a JSON object, parsed; anything else fails naming the parameter."
+    try: value = json.loads(text) if text.strip() else {}
+    except json.JSONDecodeError as e: raise ValueError(f"parameter {name}: expected a JSON object, got {text!r} ({e})") from None
+    if not isinstance(value, dict): raise ValueError(f"parameter {name}: expected a JSON object, got {text!r}")
+    return value

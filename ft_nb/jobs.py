@@ -6,16 +6,16 @@ Docs: https://ft-nb.github.io/ft_nb/jobs.html.md"""
 
 # %% ../nbs/60_jobs.ipynb #e8518183
 from __future__ import annotations
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 
 from .core import (MANIFEST, atomic_path, atomic_write_json, atomic_write_text, finish_run, get_settings, read_manifest,
                         run_dir_for, seed_everything, start_run)
+from .data.records import write_jsonl
 
 # %% auto #0
-__all__ = ['JobError', 'save_figure', 'Job', 'job_values', 'begin', 'json_param']
+__all__ = ['JobError', 'save_figure', 'Job', 'job_values', 'begin']
 
 # %% ../nbs/60_jobs.ipynb #7f17be7b
 class JobError(RuntimeError):
@@ -43,8 +43,7 @@ class Job:
     def save_figure(self, fig, name: str) -> Path: return save_figure(fig, self.dir / name)  # name: e.g. 'loss.png'
     def write_json(self, name: str, obj) -> Path: return atomic_write_json(self.dir / name, obj)
     def write_text(self, name: str, text: str) -> Path: return atomic_write_text(self.dir / name, text)
-    def write_jsonl(self, name: str, rows) -> Path:
-        return atomic_write_text(self.dir / name, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    def write_jsonl(self, name: str, rows) -> Path: return write_jsonl(self.dir / name, rows)
 
     def finish(self, metrics: dict | None = None,  # the run's figures: written to metrics.json and the manifest
                error: str | None = None) -> dict:  # why the run failed, if it did
@@ -76,11 +75,3 @@ def begin(name: str,  # the job's name
     start_run(run_dir, name, values, seed=seed)
     return Job(name, SimpleNamespace(**values), run_dir, seed)
 
-def json_param(name: str,  # the parameter's name, for the error
-               text: str,  # its value
-              ) -> dict:
-    "A parameter holding a JSON object, parsed; anything else fails naming the parameter."
-    try: value = json.loads(text) if text else {}
-    except json.JSONDecodeError as e: raise ValueError(f"parameter {name}: expected a JSON object, got {text!r} ({e})") from None
-    if not isinstance(value, dict): raise ValueError(f"parameter {name}: expected a JSON object, got {text!r}")
-    return value

@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..core import atomic_path, atomic_write_json
+from ..core import atomic_path, atomic_write_json, json_param
 from .audit import audit_records
 from .clean import QualityConfig, clean_record
 from .dedup import DuplicateIndex, choose_copies, record_text
@@ -51,8 +51,7 @@ class CurateConfig:
 # %% ../../nbs/19_data.curate.ipynb #be4182cf
 def curate_config(params: dict) -> CurateConfig:  # the `curate` job's parameters
     "The CurateConfig that the `curate` job's parameters describe (`columns` as JSON, `eval_sets` comma-separated, a cap of 0 for none)."
-    try: columns = json.loads(params["columns"]) if params.get("columns") else None
-    except json.JSONDecodeError as e: raise ValueError(f"parameter columns: expected a JSON object, got {params['columns']!r} ({e})") from None
+    columns = json_param("columns", params.get("columns") or "") or None
     names = {f.name for f in dataclasses.fields(CurateConfig)} - {"columns", "eval_sets", "cap_per_category", "quality"}
     return CurateConfig(**{k: v for k, v in params.items() if k in names}, columns=columns, cap_per_category=params.get("cap_per_category") or None,
                         eval_sets=[s for s in params.get("eval_sets", "").split(",") if s])

@@ -15,7 +15,7 @@ import torch
 from peft import PeftModel
 from transformers import PreTrainedModel
 
-from ..core import Registry, atomic_dir
+from ..core import Registry, atomic_dir, json_param
 
 # %% auto #0
 __all__ = ['METHODS', 'LOADERS', 'METHOD_FILE', 'Method', 'register_method', 'list_methods', 'get_method', 'method_names',
@@ -82,9 +82,7 @@ def parse_options(name: str,  # a registered method
                   text: str,  # its options as a JSON object, e.g. '{"r": 16}'
                  ) -> dict:
     "A method's options given as JSON (as jobs take them), checked against its config before any work."
-    try: options = json.loads(text) if text.strip() else {}
-    except json.JSONDecodeError as e: raise ValueError(f"parameter method_options: expected a JSON object, got {text!r} ({e})") from None
-    if not isinstance(options, dict): raise ValueError(f"parameter method_options: expected a JSON object, got {text!r}")
+    options = json_param("method_options", text)
     make_config(name, **options)
     return options
 

@@ -15,8 +15,9 @@ import torch
 from datasets import DatasetDict
 from transformers import EarlyStoppingCallback, PreTrainedModel, PreTrainedTokenizerBase, Trainer, TrainerCallback, TrainingArguments
 
-from ..core import atomic_path, atomic_write_text, get_settings
+from ..core import atomic_path, get_settings
 from ..data.audit import audit_records, check_audit
+from ..data.records import write_jsonl
 from ..data.tokenize import IGNORE_INDEX, collator, tokenize_dataset
 from ..methods.core import apply_method, count_parameters, get_method
 from .checkpoints import MarkComplete, last_complete_checkpoint
@@ -101,7 +102,7 @@ def save_history(result,  # a `TrainResult`
                 ) -> list[Path]:
     "Write a run's history into `folder`: `metrics.jsonl` (one row per log), `loss.png` and `lr.png`; returns the paths."
     folder = Path(folder)
-    atomic_write_text(folder / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in result.history.rows))
+    write_jsonl(folder / "metrics.jsonl", result.history.rows)
     for name, ax in (("loss.png", plot_losses(result, title=title)), ("lr.png", plot_lr(result))):
         with atomic_path(folder / name, suffix=".png") as tmp: ax.figure.savefig(tmp, dpi=120, bbox_inches="tight")
     return [folder / n for n in ("metrics.jsonl", "loss.png", "lr.png")]
