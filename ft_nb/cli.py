@@ -6,14 +6,14 @@ Docs: https://ft-nb.github.io/ft_nb/cli.html.md"""
 
 # %% ../nbs/61_cli.ipynb #11300db4
 from __future__ import annotations
-import argparse, json, re, sys
+import argparse, json, math, os, re, shutil, sys
 from pathlib import Path
 
-from .core import _package_root, atomic_write_json, finish_run, read_manifest, run_dir_for, start_run
+from .core import _package_root, atomic_write_json, check_interrupted, finish_run, read_manifest, run_dir_for, start_run
 
 # %% auto #0
-__all__ = ['RESERVED', 'jobs_dir', 'list_jobs', 'resolve_job', 'job_parameters', 'coerce', 'check_parameters', 'JobFailed',
-           'run_job', 'run_variants', 'compare_methods', 'format_jobs', 'main']
+__all__ = ['RESERVED', 'jobs_dir', 'list_jobs', 'resolve_job', 'job_parameters', 'in_range', 'coerce', 'check_parameters',
+           'JobFailed', 'run_job', 'run_variants', 'compare_methods', 'format_jobs', 'format_counts', 'main']
 
 # %% ../nbs/61_cli.ipynb #97077111
 def jobs_dir() -> Path:
@@ -39,12 +39,31 @@ def resolve_job(job: str) -> Path:
 # %% ../nbs/61_cli.ipynb #3d1f11f0
 RESERVED = ("run_dir",)  # set by `ft_nb run` itself
 
-def job_parameters(nb: Path | str) -> dict[str, dict]:  # a job notebook
+def job_parameters(nb: Path | str,  # a job notebook
+                  ) -> dict[str, dict]:
     "The parameters of notebook `nb`: {name: {type, default, help}}; a notebook with no `parameters` cell is refused."
     import papermill as pm
     specs = pm.inspect_notebook(str(nb))
     if not specs: raise ValueError(f"{nb} has no cell tagged 'parameters', so it cannot run as a job")
-    return {k: {"type": v["inferred_type_name"], "default": v["default"], "help": v["help"]} for k, v in specs.items()}
+    return {k: {"type": v["inferred_type_name"], "default": v["default"], "help": v["help"], "range": _range(v["help"])} for k, v in specs.items()}
+
+_RANGE = re.compile(r"in\s*([\[(])\s*(-?inf|-?[\d.]+(?:e-?\d+)?)\s*,\s*(-?inf|-?[\d.]+(?:e-?\d+)?)\s*([\])])")
+
+def _range(help: str) -> tuple | None:
+    "The range a parameter's help declares, as (low, low included, high, high included), or None."
+    if not (m := _RANGE.search(help or "")): return None
+    return float(m.group(2)), m.group(1) == "[", float(m.group(3)), m.group(4) == "]"
+
+def in_range(name: str,  # the parameter, for the error
+             value,  # its value
+             rng: tuple | None):  # what `_range` read from its help
+    "`value`, or a ValueError saying the range it must lie in."
+    if rng is None or value is None or isinstance(value, bool) or not isinstance(value, (int, float)): return value
+    lo, lo_in, hi, hi_in = rng
+    if (value < lo or (value == lo and not lo_in)) or (value > hi or (value == hi and not hi_in)):
+        show = lambda x: "inf" if math.isinf(x) else f"{x:g}"
+        raise ValueError(f"parameter {name!r} must be in {'[' if lo_in else '('}{show(lo)}, {show(hi)}{']' if hi_in else ')'}, got {value:g}")
+    return value
 
 def coerce(name: str,  # the parameter, for the error
            raw,  # its value; a string from the command line is converted, anything else kept
@@ -76,7 +95,7 @@ def check_parameters(nb: Path | str,  # a job notebook
     valid = [k for k in specs if k not in RESERVED]
     if bad := [k for k in params if k not in valid]:
         raise ValueError(f"Unknown parameter(s) {', '.join(bad)} for {Path(nb).stem}; valid: {', '.join(valid)}")
-    return {k: coerce(k, v, specs[k]["type"]) for k, v in params.items()}
+    return {k: in_range(k, coerce(k, v, specs[k]["type"]), specs[k].get("range")) for k, v in params.items()}
 
 # %% ../nbs/61_cli.ipynb #88c73663
 def _check_resumable(run_dir: Path, job: str, values: dict):
@@ -109,9 +128,14 @@ def run_job(job: str,  # a job name or a path to a notebook
     run_name = run_name or values.get("run_name") or specs.get("run_name", {}).get("default", "").strip("'\"")
     run_dir = run_dir_for(run_name or None, job=nb.stem, root=output_root)
     if "run_name" in specs: values["run_name"] = run_dir.name
+    check_interrupted(run_dir)
+    replaces = None
     if resume: _check_resumable(run_dir, nb.stem, values)
-    elif run_dir.exists() and any(run_dir.iterdir()) and not overwrite:
-        raise FileExistsError(f"Run folder {run_dir} already holds a run; choose another run_name, pass --resume to continue it, or --overwrite")
+    elif run_dir.exists() and any(run_dir.iterdir()):
+        if not overwrite:
+            raise FileExistsError(f"Run folder {run_dir} already holds a run; choose another run_name, pass --resume to continue it, or --overwrite")
+        replaces, run_dir = run_dir, run_dir.with_name(f".{run_dir.name}.new")  # a fresh folder, swapped in on success
+        shutil.rmtree(run_dir, ignore_errors=True)
     start_run(run_dir, nb.stem, values, seed=values.get("seed"))
     m = read_manifest(run_dir)
     m["cli_params"] = {k: v for k, v in values.items() if k != "run_name"}  # what --resume must repeat
@@ -122,12 +146,33 @@ def run_job(job: str,  # a job name or a path to a notebook
                             kernel_name="python3", progress_bar=progress, log_output=False)
     except pm.PapermillExecutionError as e:
         finish_run(run_dir, "failed", error=f"{e.ename}: {e.evalue}", failed_cell=e.exec_count, notebook=str(out_nb))
-        raise JobFailed(f"{nb.stem} failed in cell {e.exec_count}: {e.ename}: {e.evalue}\nexecuted notebook: {out_nb}", run_dir) from None
+        run_dir = _keep_failed(run_dir, replaces)
+        kept = f"\nthe earlier run in {replaces} is kept as it was" if replaces else ""
+        raise JobFailed(f"{nb.stem} failed in cell {e.exec_count}: {e.ename}: {e.evalue}\nexecuted notebook: {run_dir / out_nb.name}{kept}", run_dir) from None
     except BaseException as e:  # the kernel died, or we were interrupted: still a failed run
         finish_run(run_dir, "failed", error=f"{type(e).__name__}: {e}", notebook=str(out_nb))
+        _keep_failed(run_dir, replaces)
         raise
     if read_manifest(run_dir)["status"] != "succeeded": finish_run(run_dir, "succeeded", notebook=str(out_nb))
-    return run_dir
+    return _swap_in(run_dir, replaces) if replaces else run_dir
+
+def _swap_in(new: Path, old: Path) -> Path:
+    "Put the finished run `new` where `old` was: `old` moved aside, `new` renamed into place, `old` removed; the manifest names the final folder."
+    aside = old.with_name(f".{old.name}.old")
+    shutil.rmtree(aside, ignore_errors=True)
+    os.replace(old, aside); os.replace(new, old)
+    shutil.rmtree(aside)
+    m = read_manifest(old)
+    atomic_write_json(old / "manifest.json", {**m, "run_dir": str(old.resolve()), "notebook": str(old / Path(m.get("notebook", "")).name)})
+    return old
+
+def _keep_failed(new: Path, old: Path | None) -> Path:
+    "A failed run that was to replace `old` is kept beside it as `<name>.failed`; any other failed run stays where it is."
+    if old is None: return new
+    failed = old.with_name(f"{old.name}.failed")
+    shutil.rmtree(failed, ignore_errors=True)
+    os.replace(new, failed)
+    return failed
 
 # %% ../nbs/61_cli.ipynb #904b5d62
 def run_variants(variants: dict[str, dict],  # run name -> parameters
@@ -180,17 +225,37 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--resume", action="store_true", help="continue an unfinished run (same run name and parameters) from its last checkpoint")
     return p
 
+def _take_params(argv: list[str]) -> tuple[list[str], dict]:
+    "Take every `-p NAME VALUE` out of `argv` before argparse sees it, so that a VALUE may start with '-' (`-p lr -1e-3`)."
+    rest, params, i = [], {}, 0
+    while i < len(argv):
+        if argv[i] in ("-p", "--param"):
+            if len(argv) < i + 3: raise ValueError(f"{argv[i]} needs a NAME and a VALUE")
+            params[argv[i + 1]] = argv[i + 2]; i += 3
+        else: rest.append(argv[i]); i += 1
+    return rest, params
+
+def format_counts(counts: dict,  # a job's `counts`: rows in, kept per split, rejected by reason
+                 ) -> str:
+    "One line of a job's row counts, for the terminal."
+    parts = [f"{k} {v:,}" if isinstance(v, int) else f"{k}: " + (", ".join(f"{kk} {vv:,}" for kk, vv in v.items()) or "none")
+             for k, v in counts.items()]
+    return "; ".join(parts)
+
 def main(argv: list[str] | None = None) -> int:
     "Entry point of the `ft_nb` command."
-    args = _parser().parse_args(argv)
+    try: rest, params = _take_params(sys.argv[1:] if argv is None else list(argv))
+    except ValueError as e: print(f"ft_nb: error: {e}", file=sys.stderr); return 2
+    args = _parser().parse_args(rest)
     try:
         if args.cmd == "list": print(format_jobs()); return 0
-        params = dict(args.param)
         if args.quick: params["quick"] = "True"
         run_dir = run_job(args.job, params, run_name=args.run_name, output_root=args.output_root, overwrite=args.overwrite, resume=args.resume)
     except JobFailed as e:
         print(f"ft_nb: job failed: {e}\nmanifest: {e.run_dir / 'manifest.json'}", file=sys.stderr); return 1
     except (ValueError, FileNotFoundError, FileExistsError) as e:
         print(f"ft_nb: error: {e}", file=sys.stderr); return 2
+    if (metrics := run_dir / "metrics.json").is_file() and (counts := json.loads(metrics.read_text()).get("counts")):
+        print(f"ft_nb: rows: {format_counts(counts)}")
     print(f"ft_nb: {args.job} succeeded: {run_dir}")
     return 0

@@ -15,7 +15,8 @@ import torch
 # %% auto #0
 __all__ = ['SETTINGS_FILE', 'MANIFEST', 'Settings', 'find_settings_file', 'get_settings', 'seed_everything', 'pick_device',
            'pick_dtype', 'atomic_path', 'atomic_write_text', 'atomic_write_json', 'atomic_dir', 'run_dir_for',
-           'package_versions', 'git_state', 'start_run', 'finish_run', 'read_manifest', 'Registry', 'json_param']
+           'package_versions', 'git_state', 'start_run', 'finish_run', 'read_manifest', 'check_interrupted', 'Registry',
+           'json_param']
 
 # %% ../nbs/00_core.ipynb #aafc2b82
 @dataclass(frozen=True)
@@ -220,17 +221,17 @@ def start_run(run_dir: Path | str,  # the run folder (created)
     old = read_manifest(run_dir) if (run_dir / MANIFEST).exists() else {}
     m = {"job": job, "run_dir": str(run_dir.resolve()), "status": "running", "params": params,
          "seed": seed, "started": old.get("started", _now()), "ended": None, "cli_params": old.get("cli_params"),
-         "host": {"platform": platform.platform(), "cuda": torch.cuda.is_available()},
+         "host": {"platform": platform.platform(), "name": platform.node(), "cuda": torch.cuda.is_available()}, "pid": os.getpid(),
          "versions": package_versions(), "git": git_state()}
     atomic_write_json(run_dir / MANIFEST, m)
     return run_dir
 
 def finish_run(run_dir: Path | str,  # the run folder
-               status: str,  # 'succeeded' or 'failed'
+               status: str,  # 'succeeded', 'failed' or 'interrupted'
                **extra,  # fields to record: an error, metrics
               ) -> dict:
-    "Mark the run 'succeeded' or 'failed', with its end time and any `extra` fields (an error, metrics)."
-    if status not in ("succeeded", "failed"): raise ValueError(f"status must be 'succeeded' or 'failed', got {status!r}")
+    "Mark the run 'succeeded', 'failed' or 'interrupted', with its end time and any `extra` fields (an error, metrics)."
+    if status not in ("succeeded", "failed", "interrupted"): raise ValueError(f"status must be 'succeeded', 'failed' or 'interrupted', got {status!r}")
     m = read_manifest(run_dir)
     m.update(status=status, ended=_now(), **extra)
     atomic_write_json(Path(run_dir) / MANIFEST, m)
@@ -241,6 +242,27 @@ def read_manifest(run_dir: Path | str) -> dict:
     p = Path(run_dir) / MANIFEST
     if not p.is_file(): raise FileNotFoundError(f"No {MANIFEST} in {run_dir}: not a run folder")
     return json.loads(p.read_text())
+
+# %% ../nbs/00_core.ipynb #898d4955
+def _alive(pid: int) -> bool:
+    "Whether process `pid` still runs (a zombie, ended but not yet reaped, does not)."
+    try: os.kill(pid, 0)
+    except ProcessLookupError: return False
+    except PermissionError: return True  # someone else's process
+    try: return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError): return True  # no /proc: trust the signal
+
+def check_interrupted(run_dir: Path | str,  # a run folder
+                     ) -> dict | None:
+    "The run's manifest, marked 'interrupted' (and its hidden temporary files removed) if it says 'running' but its process on this host is gone; None if there is no run."
+    run_dir = Path(run_dir)
+    if not (run_dir / MANIFEST).is_file(): return None
+    m = read_manifest(run_dir)
+    here = m.get("host", {}).get("name") == platform.node()
+    if m.get("status") != "running" or not here or not m.get("pid") or _alive(m["pid"]): return m
+    for f in run_dir.glob(".*"):  # what a killed run left half-written
+        if f.is_file(): f.unlink()
+    return finish_run(run_dir, "interrupted", error=f"the process that ran it ({m['pid']}) ended without recording an end")
 
 # %% ../nbs/00_core.ipynb #1ea10841
 class Registry:
@@ -279,7 +301,8 @@ class Registry:
 
 # %% ../nbs/00_core.ipynb #c07a4d2d
 def json_param(name: str,  # the parameter's name, for the error
-               text: str) -> dict:  # its value: a JSON object, or empty for {}
+               text: str,  # its value: a JSON object, or empty for {}
+              ) -> dict:
     "A parameter holding a JSON object, parsed; anything else fails naming the parameter."
     try: value = json.loads(text) if text.strip() else {}
     except json.JSONDecodeError as e: raise ValueError(f"parameter {name}: expected a JSON object, got {text!r} ({e})") from None

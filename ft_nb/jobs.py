@@ -46,7 +46,8 @@ class Job:
     def write_jsonl(self, name: str, rows) -> Path: return write_jsonl(self.dir / name, rows)
 
     def finish(self, metrics: dict | None = None,  # the run's figures: written to metrics.json and the manifest
-               error: str | None = None) -> dict:  # why the run failed, if it did
+               error: str | None = None,  # why the run failed, if it did
+              ) -> dict:
         "Write `metrics.json` and mark the run succeeded, or, given `error`, mark it failed and raise `JobError`."
         if metrics is not None: atomic_write_json(self.dir / "metrics.json", metrics)
         m = finish_run(self.dir, "failed" if error else "succeeded", metrics=metrics, **({"error": error} if error else {}))

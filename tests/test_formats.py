@@ -24,7 +24,7 @@ def msgs(rec): return [(m["role"], m["content"]) for m in rec["messages"]]
 ])
 def test_each_format_converts(file, fmt, first, capsys):
     ds, rep = load_records(FIX / file)
-    assert rep.format == fmt and f"detected format '{fmt}'" in capsys.readouterr().out
+    assert rep.format == fmt and f"rows in format '{fmt}'" in capsys.readouterr().out
     assert (rep.read, rep.kept, len(ds)) == (2, 2, 2)
     assert msgs(ds[0]) == first
 

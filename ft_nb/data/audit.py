@@ -65,7 +65,8 @@ def check_audit(report: dict):
     "Raise if the audit found problems, saying which and where."
     if report["ok"]: return
     detail = "; ".join(f"{p}: {n} rows (e.g. rows {report['examples'][p]})" for p, n in report["problems"].items())
-    raise ValueError(f"The supervision audit failed: {detail}. Fix the data or max_length, or pass audit=False to train anyway")
+    raise ValueError(f"The supervision audit failed: {detail}. Fix the data or max_length, or train anyway with "
+                     "audit=False (SFTConfig(audit=False); the train job's -p audit False)")
 
 # %% ../../nbs/18_data.audit.ipynb #4e71d328
 def render_supervision(ex: dict,  # a tokenized example: `input_ids` and `labels`

@@ -19,7 +19,7 @@ from .records import read_jsonl, split_records, write_jsonl
 # %% auto #0
 __all__ = ['SCORERS', 'DATASETS', 'PEOPLE_KEYS', 'Scorer', 'register_scorer', 'reference_of', 'score_exact', 'Builtin',
            'register_dataset', 'assets_dir', 'builtin_names', 'builtin_records', 'write_builtin', 'make_people',
-           'score_people', 'people', 'load_curated', 'load_data', 'data_scorer', 'limit_rows']
+           'score_people', 'people', 'load_curated', 'load_data', 'data_scorer', 'max_length_for', 'limit_rows']
 
 # %% ../../nbs/11_data.builtin.ipynb #0d865146
 @dataclass(frozen=True)
@@ -185,11 +185,27 @@ def load_data(data: str,  # a built-in dataset name, a curated folder, or a JSON
     if data.endswith(".jsonl") or Path(data).is_file(): return split_records(read_jsonl(data), val_frac, test_frac)
     raise ValueError(f"Unknown data {data!r}: expected a built-in dataset ({', '.join(builtin_names())}), a curated folder or a .jsonl file")
 
-def data_scorer(data: str) -> Scorer:  # what `load_data` was given
+def data_scorer(data: str,  # what `load_data` was given
+               ) -> Scorer:
     "The scorer for answers to `data`'s prompts: a built-in set's own, that of the built-in source of a curated folder, else exact match."
     if Path(data).is_dir() and (report := Path(data) / "report.json").is_file():
         data = json.loads(report.read_text()).get("dataset") or ""  # the built-in set it was curated from, if any
     return SCORERS.get(DATASETS.get(data).scorer if data in DATASETS else "exact")
+
+def max_length_for(data: str,  # what `load_data` was given
+                   max_length: int | None,  # the length asked for; None: the data's own limit
+                   default: int = 512,  # the length for data that has no limit of its own
+                  ) -> int:
+    "The training length for `data`: a curated folder's own token limit unless asked otherwise; a length below that limit is refused."
+    report = Path(data) / "report.json"
+    rep = json.loads(report.read_text()) if Path(data).is_dir() and report.is_file() else {}
+    limit = rep.get("max_tokens") or rep.get("config", {}).get("max_tokens")
+    if max_length is None: return limit or default
+    if limit and max_length < limit:
+        raise ValueError(f"max_length {max_length} is below the token limit {limit} that {data} was curated with "
+                         f"(counted with the tokenizer of {rep.get('tokenizer') or 'the curation'}): its longest rows would lose their answers. "
+                         f"Pass -p max_length {limit} (or leave it unset), or curate again with -p max_tokens {max_length}")
+    return max_length
 
 def limit_rows(splits: DatasetDict,  # the splits to cut
                **limits: int,  # split name -> at most this many first rows; 0: all

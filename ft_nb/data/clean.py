@@ -1,4 +1,4 @@
-"""Text normalisation (unicode, whitespace, control characters, stray HTML), optional PII scrubbing, and quality checks with thresholds that say why a row is rejected.
+"""Normalisation that cannot change what a text means (code, markup and layout survive byte for byte), stronger rules only when asked and always counted, optional PII scrubbing, and quality checks calibrated not to reject code, lists or short answers.
 
 Docs: https://ft-nb.github.io/ft_nb/data.clean.html.md"""
 
@@ -7,24 +7,58 @@ Docs: https://ft-nb.github.io/ft_nb/data.clean.html.md"""
 # %% ../../nbs/15_data.clean.ipynb #b74d8b29
 from __future__ import annotations
 import html, re, unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Callable
 
 # %% auto #0
-__all__ = ['normalize_text', 'scrub_pii', 'QualityConfig', 'repeat_ratio', 'quality_issue', 'clean_record']
+__all__ = ['CleanConfig', 'clean_text', 'normalize_text', 'scrub_pii', 'QualityConfig', 'repeat_ratio', 'longest_loop',
+           'quality_issue', 'clean_record']
 
 # %% ../../nbs/15_data.clean.ipynb #572ce2dc
-_CTRL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b-\u200d\u2060\ufeff]")
-_TAG = re.compile(r"</?(p|br|div|span|a|b|i|em|strong|ul|ol|li|h[1-6]|table|tr|td|th|img|font|html|body)\b[^>]*>", re.I)
-_SPACES = re.compile(r"[ \t\u00a0\u2000-\u200a\u202f\u205f\u3000]+")
+@dataclass
+class CleanConfig:
+    strip_html: bool = False  # remove HTML tags and unescape entities in text that looks like HTML (changes markup answers)
+    collapse_spaces: bool = False  # runs of spaces and tabs inside a line become one space (indentation stays)
+    max_blank_lines: int | None = None  # shorten longer runs of blank lines to this many; None: keep them
+    pii: bool = False  # replace e-mail addresses and phone numbers with placeholders
 
-def normalize_text(s: str) -> str:
-    "NFC, no control or zero-width characters, no HTML tags or entities, single spaces, at most one blank line."
-    s = unicodedata.normalize("NFC", s.replace("\r\n", "\n").replace("\r", "\n"))
-    if _TAG.search(s) or re.search(r"&(amp|lt|gt|quot|nbsp|#\d+);", s):
-        s = html.unescape(_TAG.sub(lambda m: "\n" if m.group(1).lower() in ("p", "br", "div", "li", "tr") else "", s))
-    s = _SPACES.sub(" ", _CTRL.sub("", s))
-    s = re.sub(r" *\n *", "\n", s)
-    return re.sub(r"\n{3,}", "\n\n", s).strip()
+_CTRL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200d\u2060\ufeff]")  # C0 and C1 controls but tab and newline; zero-width
+_TAG = re.compile(r"</?(p|br|div|span|a|b|i|em|strong|ul|ol|li|h[1-6]|table|tr|td|th|img|font|html|body)\b[^>]*>", re.I)
+_ENTITY = re.compile(r"&(amp|lt|gt|quot|nbsp|#\d+);")
+_INNER_SPACES = re.compile(r"(?<=\S)[ \t\u00a0\u2000-\u200a\u202f\u205f\u3000]{2,}")
+
+def _strip_html(s: str) -> str:
+    if not (_TAG.search(s) or _ENTITY.search(s)): return s  # `a < b` in code is not HTML
+    return html.unescape(_TAG.sub(lambda m: "\n" if m.group(1).lower() in ("p", "br", "div", "li", "tr") else "", s))
+
+def _rules(cfg: CleanConfig) -> list[tuple[str, Callable[[str], str]]]:
+    "The rules in the order they apply: the safe ones always, the others as `cfg` asks."
+    rules = [("line_endings", lambda s: s.replace("\r\n", "\n").replace("\r", "\n")),
+             ("unicode_nfc", lambda s: unicodedata.normalize("NFC", s)),
+             ("control_chars", lambda s: _CTRL.sub("", s))]
+    if cfg.strip_html: rules.append(("strip_html", _strip_html))
+    if cfg.collapse_spaces: rules.append(("collapse_spaces", lambda s: _INNER_SPACES.sub(" ", s)))
+    rules.append(("trailing_whitespace", lambda s: "\n".join(line.rstrip(" \t") for line in s.split("\n"))))
+    if cfg.max_blank_lines is not None:
+        rules.append(("max_blank_lines", lambda s: re.sub(r"\n{%d,}" % (cfg.max_blank_lines + 2), "\n" * (cfg.max_blank_lines + 1), s)))
+    rules.append(("blank_ends", lambda s: s.strip("\n")))
+    if cfg.pii: rules.append(("pii", scrub_pii))
+    return rules
+
+def clean_text(s: str,  # the text
+               cfg: CleanConfig | None = None,  # which rules beyond the safe ones apply; None: only the safe ones
+              ) -> tuple[str, list[str]]:
+    "The normalised text and the names of the rules that changed it."
+    changed = []
+    for name, rule in _rules(cfg or CleanConfig()):
+        if (new := rule(s)) != s: s = new; changed.append(name)
+    return s, changed
+
+def normalize_text(s: str,  # the text
+                   cfg: CleanConfig | None = None,  # which rules beyond the safe ones apply
+                  ) -> str:
+    "`s` normalised: the safe rules always, the others as `cfg` asks."
+    return clean_text(s, cfg)[0]
 
 # %% ../../nbs/15_data.clean.ipynb #ba38ef77
 _EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(\.[\w-]+)*\.[A-Za-z]{2,}\b")
@@ -39,8 +73,9 @@ def scrub_pii(s: str) -> str:
 @dataclass
 class QualityConfig:
     min_answer_words: int = 1  # answers with fewer words are rejected
-    max_repeat_ratio: float = 0.3  # share of repeated word 3-grams allowed in an answer of 12+ words
-    max_echo_overlap: float = 0.8  # word-set Jaccard similarity of answer and question above which the answer is an echo
+    min_loop_repeats: int = 8  # a phrase of 1 to 10 words repeated this many times in a row is a degenerate loop
+    max_repeat_ratio: float | None = None  # also reject answers of 12+ words whose share of repeated word 3-grams is above this; None: off
+    max_echo_overlap: float = 0.8  # an answer adding no new word is an echo when the word sets' Jaccard similarity is above this
     reject_refusals: bool = True  # reject boilerplate refusals
 
 _REFUSAL = re.compile(r"\b(as an ai( language)? model|i('m| am) (sorry|afraid),? but i (can(no|')t|am unable)|i cannot (help|assist) with)", re.I)
@@ -51,6 +86,19 @@ def repeat_ratio(s: str) -> float:
     w = _words(s); grams = list(zip(w, w[1:], w[2:]))
     return 1 - len(set(grams)) / len(grams) if grams else 0.0
 
+def longest_loop(s: str,  # the text
+                 max_phrase: int = 10,  # longest phrase considered, in words
+                ) -> int:
+    "The most times one phrase of up to `max_phrase` words repeats back to back in `s`."
+    w, best = _words(s), 1
+    for k in range(1, max_phrase + 1):
+        for start in range(k):  # phrases aligned at every offset
+            run = 1
+            for i in range(start + k, len(w) - k + 1, k):
+                run = run + 1 if w[i:i + k] == w[i - k:i] else 1
+                best = max(best, run)
+    return best
+
 def quality_issue(rec: dict,  # a chat record
                   cfg: QualityConfig = QualityConfig(),  # the checks' thresholds
                  ) -> str | None:
@@ -60,21 +108,29 @@ def quality_issue(rec: dict,  # a chat record
         if m["role"] != "assistant": continue
         words = _words(m["content"])
         if len(words) < cfg.min_answer_words: return "short_answer"
-        if len(words) >= 12 and repeat_ratio(m["content"]) > cfg.max_repeat_ratio: return "repetitive"
+        grams = list(zip(words, words[1:], words[2:]))
+        looping = len(grams) - len(set(grams)) >= cfg.min_loop_repeats - 3  # a loop repeats 3-grams; checking that first is cheap
+        if looping and longest_loop(m["content"]) >= cfg.min_loop_repeats: return "repetitive"
+        if cfg.max_repeat_ratio is not None and len(words) >= 12 and repeat_ratio(m["content"]) > cfg.max_repeat_ratio: return "repetitive"
         question, answer = set(_words(msgs[i - 1]["content"])) if i else set(), set(words)
-        if len(answer) >= 3 and len(answer & question) / len(answer | question) > cfg.max_echo_overlap: return "echo"
+        if len(answer) >= 3 and answer <= question and len(answer) / len(question) > cfg.max_echo_overlap: return "echo"
         if cfg.reject_refusals and _REFUSAL.search(m["content"]): return "refusal"
     return None
 
 # %% ../../nbs/15_data.clean.ipynb #0439e9bd
 def clean_record(rec: dict,  # a chat or text record
-                 pii: bool = False,  # scrub e-mail addresses and phone numbers
+                 cfg: CleanConfig | None = None,  # which rules beyond the safe ones apply; None: only the safe ones
                  quality: QualityConfig | None = QualityConfig(),  # the quality checks' thresholds; None: no checks
-                ) -> tuple[dict, str | None]:
-    "Normalised (and optionally PII-scrubbed) copy of `rec`, and the quality check it fails (or None)."
-    fix = (lambda s: scrub_pii(normalize_text(s))) if pii else normalize_text
-    out = dict(rec)
+                ) -> tuple[dict, str | None, list[str]]:
+    "A normalised copy of `rec`, the quality check it fails (or None), and the names of the rules that changed it."
+    out, changed = dict(rec), set()
+    def fix(s):
+        s, rules = clean_text(s, cfg)
+        changed.update(rules)
+        return s
     if "messages" in rec: out["messages"] = [{**m, "content": fix(m["content"])} for m in rec["messages"]]
     if "text" in rec: out["text"] = fix(rec["text"])
-    if any(not m["content"] for m in out.get("messages", [])) or ("text" in out and not out["text"]): return out, "empty_after_cleaning"
-    return out, quality_issue(out, quality) if quality else None
+    rules = [name for name, _ in _rules(cfg or CleanConfig()) if name in changed]
+    if any(not m["content"].strip() for m in out.get("messages", [])) or ("text" in out and not out["text"].strip()):
+        return out, "empty_after_cleaning", rules
+    return out, quality_issue(out, quality) if quality else None, rules

@@ -17,9 +17,9 @@ from tqdm.auto import tqdm
 
 from ..core import atomic_path, atomic_write_json, json_param
 from .audit import audit_records
-from .clean import QualityConfig, clean_record
+from .clean import CleanConfig, QualityConfig, clean_record
 from .dedup import DuplicateIndex, choose_copies, record_text
-from .load import LoadReport, iter_records
+from .load import LoadReport, iter_located, iter_records
 from .builtin import DATASETS, builtin_records
 from .records import record_key, split_of, unit_hash, write_jsonl
 from .split import contamination, over_cap, plot_category_counts
@@ -27,14 +27,14 @@ from .split import contamination, over_cap, plot_category_counts
 # %% auto #0
 __all__ = ['TEMPLATE_BYTES_PER_MESSAGE', 'SPLIT_FILES', 'CurateConfig', 'curate_config', 'Ledger', 'Survivors', 'first_pass',
            'dedup_drops', 'contamination_drops', 'balance_drops', 'write_splits', 'audit_train', 'merge_rejects',
-           'curate', 'plot_report']
+           'curate', 'counts', 'check_splits', 'plot_report']
 
 # %% ../../nbs/19_data.curate.ipynb #1437eecb
 @dataclass
 class CurateConfig:
     fmt: str | None = None  # source format; None: detect
     columns: dict | None = None  # format field -> source column
-    pii: bool = False  # scrub e-mail addresses and phone numbers
+    clean: CleanConfig = field(default_factory=CleanConfig)  # cleaning beyond the safe normalisation (HTML, spaces, PII): off by default
     quality: QualityConfig = field(default_factory=QualityConfig)  # thresholds of the quality checks
     max_tokens: int = 1024  # longest row kept, in tokens of the chat template
     near_dup_threshold: float | None = 0.8  # Jaccard of word 5-grams; None: exact duplicates only
@@ -47,14 +47,23 @@ class CurateConfig:
     length_sample: int = 5000  # first rows whose tokens are counted for the report's histogram
     batch_rows: int = 4096  # rows cleaned and token-counted together in the first pass
     report_examples: int = 20  # duplicate clusters and contaminated items listed in the report
+    allow_empty_splits: bool = False  # succeed even when a split asked for (a fraction above 0) ends up empty
+
+    def __post_init__(self):
+        for name in ("val_frac", "test_frac"):
+            if not 0 <= getattr(self, name) < 1: raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
+        if self.val_frac + self.test_frac >= 1:
+            raise ValueError(f"val_frac + test_frac must be below 1 (training needs rows), got {self.val_frac} + {self.test_frac}")
 
 # %% ../../nbs/19_data.curate.ipynb #be4182cf
-def curate_config(params: dict) -> CurateConfig:  # the `curate` job's parameters
+def curate_config(params: dict,  # the `curate` job's parameters
+                 ) -> CurateConfig:
     "The CurateConfig that the `curate` job's parameters describe (`columns` as JSON, `eval_sets` comma-separated, a cap of 0 for none)."
     columns = json_param("columns", params.get("columns") or "") or None
-    names = {f.name for f in dataclasses.fields(CurateConfig)} - {"columns", "eval_sets", "cap_per_category", "quality"}
-    return CurateConfig(**{k: v for k, v in params.items() if k in names}, columns=columns, cap_per_category=params.get("cap_per_category") or None,
-                        eval_sets=[s for s in params.get("eval_sets", "").split(",") if s])
+    pick = lambda cls, skip=(): {k: v for k, v in params.items() if k in {f.name for f in dataclasses.fields(cls)} - set(skip)}
+    return CurateConfig(**pick(CurateConfig, ("columns", "eval_sets", "cap_per_category", "clean", "quality")), columns=columns,
+                        cap_per_category=params.get("cap_per_category") or None, eval_sets=[s for s in params.get("eval_sets", "").split(",") if s],
+                        clean=CleanConfig(**pick(CleanConfig)), quality=QualityConfig(**pick(QualityConfig)))
 
 # %% ../../nbs/19_data.curate.ipynb #c8601780
 def _token_lengths(records: list[dict], tok, batch: int = 2048) -> list[int]:
@@ -112,10 +121,16 @@ class _Rows:
 
 # %% ../../nbs/19_data.curate.ipynb #cfe67a66
 class Ledger:
-    "Where the rows went: every rejected row with its stage and reason (streamed to a file), counts by reason, seconds per stage."
+    "Where the rows went: every rejected row with its stage and reason (streamed to a file), counts by reason, cleaning changes by rule, seconds per stage."
     def __init__(self, out_dir: Path):
-        self.path, self.counts, self.seconds = out_dir / ".rejected.jsonl", Counter(), {}
+        self.path, self.counts, self.seconds, self.changes = out_dir / ".rejected.jsonl", Counter(), {}, {}
         self.f = open(self.path, "w", encoding="utf-8")
+
+    def changed(self, rules: list[str], before: dict, after: dict):
+        "Count a row that cleaning changed, by rule; the first row changed by each rule is kept as its example."
+        for rule in rules:
+            c = self.changes.setdefault(rule, {"rows": 0, "example": {"before": before, "after": after}})
+            c["rows"] += 1
 
     def reject(self, stage: str, reason: str, row, **extra):
         "Count a rejected row and write it with its stage, reason and any `extra` facts (its file and line, its split)."
@@ -137,6 +152,7 @@ class Survivors:
     "The rows that pass 1 kept, on disk, with the few facts per row that pass 2 decides on."
     rows: _Rows  # the rows themselves, on disk
     dups: DuplicateIndex  # their sketches, for duplicate clusters
+    wheres: list[str] = field(default_factory=list)  # each row's file and line
     splits: list[str] = field(default_factory=list)  # each row's split
     cats: list[str] = field(default_factory=list)  # each row's category
     hashes: list[float] = field(default_factory=list)  # each row's stable hash, for category caps
@@ -151,7 +167,7 @@ def first_pass(source: str | Path,  # what to curate: a file, folder or dataset 
               ) -> Survivors:
     "Pass 1, streaming: load, clean and length-check every row; the survivors go to disk with their facts."
     kept = Survivors(_Rows(out_dir / ".kept.jsonl"), DuplicateIndex(cfg.near_dup_threshold))
-    records = iter_records(source, cfg.fmt, cfg.columns, "keep", out_dir / ".load_rejected.jsonl", load_report)
+    records = iter_located(source, cfg.fmt, cfg.columns, "keep", out_dir / ".load_rejected.jsonl", load_report)
     batches = _batches(records, cfg.batch_rows)
     while True:
         with ledger.stage("load"): batch = next(batches, None)
@@ -159,27 +175,28 @@ def first_pass(source: str | Path,  # what to curate: a file, folder or dataset 
         with ledger.stage("clean"): cleaned = _clean(batch, cfg, ledger)
         with ledger.stage("length"): counted = _count_tokens(cleaned, tok, cfg, already=len(kept.lengths))
         with ledger.stage("dedup"):
-            for i, r in enumerate(cleaned):
+            for i, (where, r) in enumerate(cleaned):
                 n = counted.get(i)
-                if n is not None and n > cfg.max_tokens: ledger.reject("length", "too_long", r, tokens=n); continue
-                kept.rows.add(r); kept.dups.add(record_text(r))
+                if n is not None and n > cfg.max_tokens: ledger.reject("length", "too_long", r, where=where, tokens=n); continue
+                kept.rows.add(r); kept.dups.add(record_text(r)); kept.wheres.append(where)
                 kept.splits.append(split_of(record_key(r), cfg.val_frac, cfg.test_frac)); kept.cats.append(r.get("category") or "none")
                 kept.hashes.append(unit_hash(record_key(r))); kept.lengths.append(n)
     return kept
 
-def _clean(batch: list[dict], cfg: CurateConfig, ledger: Ledger) -> list[dict]:
-    "The cleaned rows of `batch`; the others are rejected with the check they failed."
+def _clean(batch: list[tuple[str, dict]], cfg: CurateConfig, ledger: Ledger) -> list[tuple[str, dict]]:
+    "The cleaned rows of `batch` (with their places); the others are rejected with the check they failed. Changes are counted by rule."
     out = []
-    for r in batch:
-        c, why = clean_record(r, cfg.pii, cfg.quality)
-        if why: ledger.reject("clean", why, r)
-        else: out.append(c)
+    for where, r in batch:
+        c, why, rules = clean_record(r, cfg.clean, cfg.quality)
+        if rules: ledger.changed(rules, r, c)
+        if why: ledger.reject("clean", why, r, where=where)
+        else: out.append((where, c))
     return out
 
-def _count_tokens(rows: list[dict], tok, cfg: CurateConfig, already: int) -> dict[int, int]:
+def _count_tokens(rows: list[tuple[str, dict]], tok, cfg: CurateConfig, already: int) -> dict[int, int]:
     "Token counts of the rows that could exceed `max_tokens`, and of the first rows for the histogram, by index."
-    todo = [i for i, r in enumerate(rows) if _bytes_bound(r) > cfg.max_tokens or already + i < cfg.length_sample]
-    return dict(zip(todo, _token_lengths([rows[i] for i in todo], tok)))
+    todo = [i for i, (_, r) in enumerate(rows) if _bytes_bound(r) > cfg.max_tokens or already + i < cfg.length_sample]
+    return dict(zip(todo, _token_lengths([rows[i][1] for i in todo], tok)))
 
 # %% ../../nbs/19_data.curate.ipynb #96b14f76
 def dedup_drops(kept: Survivors) -> tuple[dict[int, tuple], dict]:
@@ -189,11 +206,14 @@ def dedup_drops(kept: Survivors) -> tuple[dict[int, tuple], dict]:
 
 def contamination_drops(kept: Survivors,  # what pass 1 kept
                         cfg: CurateConfig,  # the chain's settings (its `eval_sets`)
-                       ) -> tuple[dict[int, tuple], list[dict]]:
-    "Rows sharing long n-grams with any of `cfg.eval_sets`, and the contaminated evaluation items."
-    if not cfg.eval_sets: return {}, []
-    leaks = contamination(kept.rows, [r for f in cfg.eval_sets for r in iter_records(f)], cfg.contamination_ngram)
-    return {i: ("contamination", "shares_ngrams_with_eval") for h in leaks for i in h["train_rows"]}, leaks
+                       ) -> tuple[dict[int, tuple], list[dict], int]:
+    "Rows asking an evaluation item's very prompt or sharing long n-grams with one, the contaminated items, and how many prompts matched exactly."
+    if not cfg.eval_sets: return {}, [], 0
+    evals = [r for f in cfg.eval_sets for r in iter_records(f)]
+    prompts = {record_key(r) for r in evals}
+    same = {i: ("contamination", "same_prompt_as_eval") for i, r in enumerate(kept.rows) if record_key(r) in prompts}
+    leaks = contamination(kept.rows, evals, cfg.contamination_ngram)
+    return same | {i: ("contamination", "shares_ngrams_with_eval") for h in leaks for i in h["train_rows"] if i not in same}, leaks, len(same)
 
 def balance_drops(kept: Survivors,  # what pass 1 kept
                   dropped: dict,  # rows already dropped, by index
@@ -218,7 +238,7 @@ def write_splits(kept: Survivors,  # what pass 1 kept
     with contextlib.ExitStack() as stack:
         files = {k: stack.enter_context(open(stack.enter_context(atomic_path(out_dir / v)), "w", encoding="utf-8")) for k, v in SPLIT_FILES.items()}
         for i, r in enumerate(kept.rows):
-            if i in why: ledger.reject(*why[i], r, split=kept.splits[i]); continue
+            if i in why: ledger.reject(*why[i], r, where=kept.wheres[i], split=kept.splits[i]); continue
             files[kept.splits[i]].write(json.dumps(r, ensure_ascii=False) + "\n"); counts[kept.splits[i]] += 1
     return counts
 
@@ -256,7 +276,7 @@ def curate(source: str | Path,  # a built-in dataset name, a file, a folder, or 
     kept = first_pass(source, out_dir, tok, cfg, ledger, load_report)
     with ledger.stage("dedup"): why, dup_report = dedup_drops(kept)
     with ledger.stage("contamination"):
-        contaminated, leaks = contamination_drops(kept, cfg)
+        contaminated, leaks, same_prompts = contamination_drops(kept, cfg)
         why = contaminated | why  # a duplicate stays a duplicate
     before_balance = Counter(c for i, c in enumerate(kept.cats) if i not in why)
     with ledger.stage("balance"): why |= balance_drops(kept, why, cfg.cap_per_category)
@@ -267,20 +287,38 @@ def curate(source: str | Path,  # a built-in dataset name, a file, a folder, or 
     rejected = {f"load:{k}": v for k, v in load_report.rejected.items()} | dict(ledger.counts)
     measured = [n for i, n in enumerate(kept.lengths) if n is not None and i not in why]
     n = cfg.report_examples
-    report = {"source": str(source), "dataset": dataset, "format": load_report.format, "rows_in": load_report.read,
+    report = {"source": str(source), "dataset": dataset, "format": load_report.format, "formats": dict(load_report.formats),
+              "tokenizer": getattr(tok, "name_or_path", None), "max_tokens": cfg.max_tokens, "rows_in": load_report.read,
               "rows_out": {k: out_counts[k] for k in SPLIT_FILES}, "rejected": rejected,
               "categories_before_balance": dict(before_balance), "categories_after": dict(Counter(c for i, c in enumerate(kept.cats) if i not in why)),
               "token_lengths": {"counted_rows": len(measured), "min": min(measured, default=0),
                                 "median": float(np.median(measured)) if measured else 0, "max": max(measured, default=0)},
+              "cleaning": ledger.changes,
               "duplicates": {"removed": dup_report["removed"], "cross_split_clusters": dup_report["cross_split_clusters"], "clusters": dup_report["clusters"][:n]},
-              "contamination": leaks[:n], "audit": audit, "config": asdict(cfg), "seconds": ledger.seconds}
+              "contamination": {"same_prompt_rows": same_prompts, "ngram_items": leaks[:n]}, "audit": audit, "config": asdict(cfg), "seconds": ledger.seconds}
     if report["rows_in"] != sum(report["rows_out"].values()) + sum(rejected.values()):
         raise RuntimeError(f"curation lost rows: {report['rows_in']} in, {report['rows_out']} out, {rejected} rejected")
     atomic_write_json(out_dir / "report.json", report)
     fig = plot_report(report, measured)
     with atomic_path(out_dir / "report.png") as tmp: fig.savefig(tmp, dpi=110, bbox_inches="tight")
     plt.close(fig)
+    check_splits(report, cfg)
     return report
+
+def counts(report: dict,  # what `curate` returns
+          ) -> dict:
+    "Rows in, kept per split and rejected by reason: what the job prints and records."
+    return {"rows_in": report["rows_in"], "kept": report["rows_out"], "rejected": report["rejected"]}
+
+def check_splits(report: dict,  # what `curate` wrote
+                 cfg: CurateConfig):  # the chain's settings
+    "Fail when no training row is left, or when a split asked for is empty (unless `allow_empty_splits`), saying where the rows went."
+    if report["rows_in"] == 0: raise ValueError(f"curation read no rows from {report['source']}: it holds no data")
+    out, why = report["rows_out"], ", ".join(f"{k} {v}" for k, v in report["rejected"].items()) or "none rejected"
+    empty = [k for k, frac in (("train", 1), ("validation", cfg.val_frac), ("test", cfg.test_frac)) if frac > 0 and out[k] == 0]
+    if "train" in empty or (empty and not cfg.allow_empty_splits):
+        raise ValueError(f"curation left {' and '.join(empty)} empty: {report['rows_in']} rows in, kept {out}, rejected: {why}; "
+                         "see rejected.jsonl" + ("" if "train" in empty else ", or pass allow_empty_splits=True (-p allow_empty_splits True)"))
 
 # %% ../../nbs/19_data.curate.ipynb #e8d5b4ea
 def plot_report(report: dict,  # what `curate` returns
@@ -288,8 +326,9 @@ def plot_report(report: dict,  # what `curate` returns
     "A three-panel figure: rows out by reason, token-length histogram, categories before/after."
     fig, (a, b, c) = plt.subplots(1, 3, figsize=(15, 4))
     flows = {f"kept:{k}": v for k, v in report["rows_out"].items()} | report["rejected"]
-    a.barh(list(flows), list(flows.values()), color=["tab:green" if k.startswith("kept") else "tab:red" for k in flows])
+    a.bar_label(a.barh(list(flows), list(flows.values()), color=["tab:green" if k.startswith("kept") else "tab:red" for k in flows]), fontsize=7)
     a.set(title=f"{report['rows_in']} rows in: where they went", xlabel="rows"); a.tick_params(axis="y", labelsize=7)
+    if max(flows.values(), default=0) > 50 * max(1, min(flows.values(), default=1)): a.set_xscale("log")  # a one-row bar stays visible
     b.hist(lengths, bins=40); b.set(title=f"tokens per kept row ({len(lengths)} counted)", xlabel="tokens", ylabel="rows")
     plot_category_counts(Counter(report["categories_before_balance"]), Counter(report["categories_after"]), ax=c)
     fig.tight_layout()

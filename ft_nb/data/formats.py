@@ -1,4 +1,4 @@
-"""Every common fine-tuning data format converted to the one chat record: Alpaca, Dolly, ShareGPT, OpenAI messages, prompt/completion and plain text, with column mapping and format detection.
+"""Every common fine-tuning data format converted to the one chat record: Alpaca, Dolly, ShareGPT, OpenAI messages, prompt/completion, plain text and instructions with a list of instances, with column mapping and format detection per row.
 
 Docs: https://ft-nb.github.io/ft_nb/data.formats.html.md"""
 
@@ -9,8 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+from .records import RecordError
+
 # %% auto #0
-__all__ = ['FORMATS', 'Format', 'detect_format', 'to_record']
+__all__ = ['FORMATS', 'Format', 'detect_format', 'to_record', 'to_records']
 
 # %% ../../nbs/13_data.formats.ipynb #d232ba9e
 @dataclass(frozen=True)
@@ -20,19 +22,22 @@ class Format:
     required: tuple[str, ...]  # fields that must be present (after column mapping)
     convert: Callable[[dict], dict]  # row with canonical field names -> record
     optional: tuple[str, ...] = ()  # further fields the converter reads
+    expands: bool = False  # the converter returns several rows of another format (one per instance)
 
 FORMATS: dict[str, Format] = {}
 
-def _format(name: str, *required: str, optional: tuple[str, ...] = ()):
+def _format(name: str, *required: str, optional: tuple[str, ...] = (), expands: bool = False):
     def deco(fn):
-        FORMATS[name] = Format(name, required, fn, optional)
+        FORMATS[name] = Format(name, required, fn, optional, expands)
         return fn
     return deco
 
 def _str(row: dict, key: str) -> str:
+    "Field `key` as text: a string as it is, a number written out (a numeric answer column), nothing as ''."
     v = row.get(key)
     if v is None: return ""
-    if not isinstance(v, str): raise ValueError(f"field '{key}' must be a string, got {type(v).__name__}")
+    if isinstance(v, (int, float)) and not isinstance(v, bool): return str(v)
+    if not isinstance(v, str): raise RecordError("wrong_type", f"field '{key}' must be text or a number, got {type(v).__name__}")
     return v
 
 # %% ../../nbs/13_data.formats.ipynb #eac12cd3
@@ -76,8 +81,23 @@ def _prompt_completion(row):
 def _text(row):
     return {"text": _str(row, "text")}
 
+@_format("instances", "instruction", "instances", expands=True)
+def _instances(row):
+    "One instruction with a list of instances ({input, output}), as in self-instruct's seed tasks: one Alpaca row per instance."
+    if not isinstance(row["instances"], list) or not row["instances"]:
+        raise RecordError("wrong_type", "field 'instances' must be a non-empty list of {input, output} objects")
+    meta = {k: v for k, v in row.items() if k not in ("instruction", "instances")}
+    out = []
+    for i, inst in enumerate(row["instances"]):
+        if not isinstance(inst, dict) or "output" not in inst:
+            raise RecordError("missing_field", f"instances[{i}] must be an object with an 'output' (and optionally an 'input')")
+        sub = {**meta, "instruction": row["instruction"], "input": inst.get("input", ""), "output": inst["output"], "instance": i}
+        if "id" in meta: sub["id"] = f"{meta['id']}#{i}"
+        out.append(sub)
+    return out
+
 # %% ../../nbs/13_data.formats.ipynb #4b824f49
-_DETECT_ORDER = ("openai", "sharegpt", "dolly", "alpaca", "prompt_completion", "text")
+_DETECT_ORDER = ("openai", "sharegpt", "instances", "dolly", "alpaca", "prompt_completion", "text")
 
 def _mapped(row: dict, columns: dict | None) -> dict:
     "`row` with the dataset's column names renamed to the format's (`columns` maps format field -> dataset column)."
@@ -87,11 +107,12 @@ def _mapped(row: dict, columns: dict | None) -> dict:
 
 def detect_format(row: dict,  # one source row
                   columns: dict | None = None,  # format field -> source column
+                  prefer: str | None = None,  # the format to choose when the row fits several (the file's majority so far)
                  ) -> str:
     "The name of the format `row` is in (after `columns` mapping)."
     row = _mapped(row, columns)
-    for name in _DETECT_ORDER:
-        if all(k in row for k in FORMATS[name].required): return name
+    fits = [name for name in _DETECT_ORDER if all(k in row for k in FORMATS[name].required)]
+    if fits: return prefer if prefer in fits else fits[0]
     raise ValueError(f"Unknown data format: the row has fields {sorted(row)}; known formats and their fields: "
                      + "; ".join(f"{n} ({', '.join(FORMATS[n].required)})" for n in _DETECT_ORDER)
                      + ". Map your columns with columns={'instruction': 'question', ...}")
@@ -109,8 +130,22 @@ def to_record(row: dict,  # one source row
     if missing := [k for k in FORMATS[fmt].required if k not in row]:
         raise ValueError(f"format {fmt!r} needs field(s) {missing}; the row has {sorted(row)}")
     f = FORMATS[fmt]
+    if f.expands: raise ValueError(f"format {fmt!r} gives several records per row: use to_records")
     rec = f.convert(row)
     for k, v in row.items():  # every other field is metadata, kept as it is
         if k not in f.required and k not in f.optional and k not in rec and v is not None: rec[k] = v
     if source and "source" not in rec: rec["source"] = source
     return rec
+
+# %% ../../nbs/13_data.formats.ipynb #ca8e629b
+def to_records(row: dict,  # one source row
+               fmt: str | None = None,  # its format; None: detect
+               columns: dict | None = None,  # format field -> source column
+               source: str | None = None,  # where it came from, kept in each record
+              ) -> list[dict]:
+    "The records of one `row`: one, or one per instance for a format that nests them."
+    row = _mapped(row, columns)
+    fmt = fmt or detect_format(row)
+    if fmt in FORMATS and FORMATS[fmt].expands:
+        return [to_record(sub, "alpaca", None, source) for sub in FORMATS[fmt].convert(row)]
+    return [to_record(row, fmt, None, source)]

@@ -6,7 +6,7 @@ Docs: https://ft-nb.github.io/ft_nb/data.load.html.md"""
 
 # %% ../../nbs/14_data.load.ipynb #4f3233be
 from __future__ import annotations
-import csv, json, tempfile
+import csv, json, re, tempfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,42 +15,73 @@ from typing import Iterator
 from datasets import Dataset
 from datasets.exceptions import DatasetGenerationError
 
-from .formats import detect_format, to_record
+from .formats import detect_format, to_records
 from .records import RecordError, validate_record
 
 # %% auto #0
-__all__ = ['SUFFIXES', 'BadRow', 'read_rows', 'LoadReport', 'iter_records', 'load_records']
+__all__ = ['SUFFIXES', 'BadRow', 'read_rows', 'LoadReport', 'iter_located', 'iter_records', 'load_records']
 
 # %% ../../nbs/14_data.load.ipynb #74849da9
 SUFFIXES = (".jsonl", ".json", ".csv", ".parquet")
 
 class BadRow:
-    "A row that could not even be parsed (invalid JSON); carries the reason for the report."
+    "A row that could not even be parsed (invalid JSON, bytes that are not UTF-8); carries the reason for the report."
     def __init__(self, reason: str, msg: str, raw: str): self.reason, self.msg, self.raw = reason, msg, raw
 
+_SNIFF = 1 << 16  # bytes read to tell a text file from a binary one
+_UNDECODED = re.compile(r"[\udc80-\udcff]")  # what `surrogateescape` makes of bytes that are not UTF-8
+
+def _check_text(path: Path):
+    "Refuse a file that is mostly not text: NUL bytes, or more than a tenth of its first bytes not UTF-8."
+    with open(path, "rb") as f: head = f.read(_SNIFF)
+    bad, nul = head.decode("utf-8", "replace").count("\ufffd"), head.count(b"\0")
+    if nul or bad > len(head) / 10:
+        raise ValueError(f"{path}: not a text file ({nul} NUL bytes and {bad} bytes that are not UTF-8 in the first "
+                         f"{len(head):,}); expected UTF-8 text ({path.suffix})")
+
+def _undecodable(row) -> bool:
+    "Whether any text in `row` held bytes that were not UTF-8."
+    return bool(_UNDECODED.search(json.dumps(row, ensure_ascii=False)))
+
 def _jsonl(path: Path):
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
+    _check_text(path)
+    offset = 0
+    with open(path, "rb") as f:
+        for n, raw in enumerate(f, 1):
+            start, offset = offset, offset + len(raw)
+            try: line = raw.decode("utf-8-sig" if n == 1 else "utf-8")
+            except UnicodeDecodeError as e:
+                yield f"{path}:{n}", BadRow("invalid_utf8", f"not valid UTF-8 at byte {start + e.start:,} of the file ({e.reason})",
+                                            raw.decode("utf-8", "replace").rstrip("\n"))
+                continue
             if not line.strip(): continue
             try: yield f"{path}:{n}", json.loads(line)
             except json.JSONDecodeError as e: yield f"{path}:{n}", BadRow("invalid_json", f"invalid JSON: {e.msg} (column {e.colno})", line.rstrip("\n"))
 
 def _json(path: Path):
-    try: doc = json.loads(path.read_text(encoding="utf-8"))
+    _check_text(path)
+    try: doc = json.loads(path.read_bytes().decode("utf-8-sig", "surrogateescape"))
     except json.JSONDecodeError as e: raise ValueError(f"{path}:{e.lineno}: invalid JSON: {e.msg}") from None
     rows = doc.get("data", doc.get("rows")) if isinstance(doc, dict) else doc
     if not isinstance(rows, list): raise ValueError(f"{path}: expected a JSON list of rows (or an object with a 'data' list)")
-    for i, r in enumerate(rows): yield f"{path}:row {i + 1}", r
+    for i, r in enumerate(rows):
+        if _undecodable(r): yield f"{path}:row {i + 1}", BadRow("invalid_utf8", "not valid UTF-8", repr(r)); continue
+        yield f"{path}:row {i + 1}", r
 
 def _csv(path: Path):
-    with open(path, encoding="utf-8", newline="") as f:
+    _check_text(path)
+    with open(path, encoding="utf-8-sig", errors="surrogateescape", newline="") as f:
         reader = csv.DictReader(f)
-        for r in reader: yield f"{path}:{reader.line_num}", r
+        for r in reader:
+            if _undecodable(r): yield f"{path}:{reader.line_num}", BadRow("invalid_utf8", "not valid UTF-8", repr(r)); continue
+            yield f"{path}:{reader.line_num}", r
 
 def _parquet(path: Path, batch_size: int = 10_000):
-    import pyarrow.parquet as pq
+    import pyarrow as pa, pyarrow.parquet as pq
+    try: pf = pq.ParquetFile(path)  # Arrow checks that text columns hold UTF-8 when it reads them
+    except (pa.ArrowInvalid, OSError) as e: raise ValueError(f"{path}: not a Parquet file ({e})") from None
     n = 0
-    for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_size):
+    for batch in pf.iter_batches(batch_size=batch_size):
         for r in batch.to_pylist(): n += 1; yield f"{path}:row {n}", r
 
 _READERS = {".jsonl": _jsonl, ".json": _json, ".csv": _csv, ".parquet": _parquet}
@@ -82,57 +113,84 @@ def read_rows(source: str | Path,  # a file, a folder of data files, or a Huggin
 class LoadReport:
     "What happened to every row: read, kept, and rejected by reason."
     source: str
-    format: str | None = None
-    read: int = 0
-    kept: int = 0
-    rejected: Counter = field(default_factory=Counter)
+    formats: Counter = field(default_factory=Counter)  # rows per detected (or given) format
+    read: int = 0  # rows read (a row with nested instances counts once)
+    kept: int = 0  # records kept (one per instance for nested rows)
+    rejected: Counter = field(default_factory=Counter)  # rows rejected, by reason
+
+    @property
+    def format(self) -> str | None:
+        "The format most rows were in."
+        return self.formats.most_common(1)[0][0] if self.formats else None
 
     def as_dict(self) -> dict:
-        return {"source": self.source, "format": self.format, "read": self.read, "kept": self.kept, "rejected": dict(self.rejected)}
+        return {"source": self.source, "format": self.format, "formats": dict(self.formats), "read": self.read, "kept": self.kept,
+                "rejected": dict(self.rejected)}
 
-def _convert(row, fmt, columns, source):
+def _row_format(row, columns: dict | None, majority: str | None) -> str | None:
+    "The format of one row: detected, the file's majority breaking ties; a row that fits none is judged by the majority's fields."
+    if not isinstance(row, dict): return None
+    try: return detect_format(row, columns, prefer=majority)
+    except ValueError:
+        if majority: return majority  # the conversion then names the fields this row lacks
+        raise
+
+def _convert(row, fmt, columns, source) -> list[dict]:
+    "The valid records of one row, or a RecordError naming what is wrong."
     if isinstance(row, BadRow): raise RecordError(row.reason, row.msg)
     if not isinstance(row, dict): raise RecordError("not_an_object", f"expected a JSON object, got {type(row).__name__}")
-    try: rec = to_record(row, fmt, columns, source)
+    try: recs = to_records(row, fmt, columns, source)
     except RecordError: raise
     except ValueError as e: raise RecordError("unknown_format" if "Unknown data format" in str(e) else "missing_field", str(e)) from None
-    validate_record(rec)
-    return rec
+    for rec in recs: validate_record(rec)
+    return recs
 
 # %% ../../nbs/14_data.load.ipynb #15169716
-def iter_records(source: str | Path,  # a file, a folder of files, or a Hugging Face dataset name
-                 fmt: str | None = None,  # the source format; None: detect from the first row that tells
+def iter_located(source: str | Path,  # a file, a folder of files, or a Hugging Face dataset name
+                 fmt: str | None = None,  # the source format; None: detect it for every row
                  columns: dict | None = None,  # format field -> source column
                  mode: str = "stop",  # 'stop' at the first bad row, or 'keep' going and write bad rows to `rejected`
                  rejected: Path | str | None = None,  # where 'keep' writes the bad rows
                  report: LoadReport | None = None,  # counts to fill in; None: a fresh one
                  split: str = "train",  # the split of a hub dataset
-                ) -> Iterator[dict]:
-    "Stream valid records from `source`; `mode` 'stop' raises on the first bad row, 'keep' writes bad rows to `rejected`."
+                ) -> Iterator[tuple[str, dict]]:
+    "Stream `(where, record)` for every valid record of `source`; `mode` 'stop' raises on the first bad row, 'keep' writes bad rows to `rejected`."
     if mode not in ("stop", "keep"): raise ValueError(f"mode must be 'stop' or 'keep', got {mode!r}")
     report = report if report is not None else LoadReport(str(source))
     rej = open(rejected, "w", encoding="utf-8") if (mode == "keep" and rejected) else None
     try:
         for where, row in read_rows(source, split):
             report.read += 1
-            if fmt is None and isinstance(row, dict):
-                try: fmt = detect_format(row, columns)
-                except ValueError: pass  # this row is rejected below; the next may tell the format
-                else: report.format = fmt; print(f"{source}: detected format '{fmt}'")
-            try: rec = _convert(row, fmt, columns, str(source))
-            except RecordError as e:
+            try:
+                row_fmt = fmt or _row_format(row, columns, report.format)
+                recs = _convert(row, row_fmt, columns, str(source))
+            except (RecordError, ValueError) as e:
+                e = e if isinstance(e, RecordError) else RecordError("unknown_format", str(e))
                 if mode == "stop": raise RecordError(e.reason, f"{where}: {e}") from None
                 report.rejected[e.reason] += 1
                 if rej: rej.write(json.dumps({"where": where, "reason": e.reason, "error": str(e),
                                               "row": row.raw if isinstance(row, BadRow) else row}, ensure_ascii=False, default=str) + "\n")
                 continue
-            report.kept += 1
-            yield rec
+            if row_fmt not in report.formats: print(f"{source}: rows in format '{row_fmt}' from {where}")
+            report.formats[row_fmt] += 1
+            report.kept += len(recs)
+            for k, rec in enumerate(recs): yield (f"{where} instance {k + 1}" if len(recs) > 1 else where), rec
     finally:
         if rej: rej.close()
 
+def iter_records(source: str | Path,  # a file, a folder of files, or a Hugging Face dataset name
+                 fmt: str | None = None,  # the source format; None: detect it for every row
+                 columns: dict | None = None,  # format field -> source column
+                 mode: str = "stop",  # 'stop' at the first bad row, or 'keep' going and write bad rows to `rejected`
+                 rejected: Path | str | None = None,  # where 'keep' writes the bad rows
+                 report: LoadReport | None = None,  # counts to fill in; None: a fresh one
+                 split: str = "train",  # the split of a hub dataset
+                ) -> Iterator[dict]:
+    "Stream the valid records of `source` (`iter_located` without the places)."
+    for _, rec in iter_located(source, fmt, columns, mode, rejected, report, split): yield rec
+
 def load_records(source: str | Path,  # a file, a folder of files, or a Hugging Face dataset name
-                 fmt: str | None = None,  # the source format; None: detect
+                 fmt: str | None = None,  # the source format; None: detect it for every row
                  columns: dict | None = None,  # format field -> source column
                  mode: str = "stop",  # 'stop' at the first bad row, or 'keep' going and write bad rows to `rejected`
                  rejected: Path | str | None = None,  # where 'keep' writes the bad rows
@@ -142,7 +200,7 @@ def load_records(source: str | Path,  # a file, a folder of files, or a Hugging 
     report, ours = LoadReport(str(source)), []
     def records():
         try: yield from iter_records(source, fmt, columns, mode, rejected, report, split)
-        except (RecordError, OSError) as e: ours.append(e); raise
+        except (RecordError, OSError, ValueError) as e: ours.append(e); raise
     # a cache folder of its own, removed afterwards: `from_generator` would otherwise reuse an earlier
     # result for the same arguments, even if the file changed; in memory, the Dataset outlives the folder
     with tempfile.TemporaryDirectory(prefix="ft_nb-load-") as cache:

@@ -91,8 +91,10 @@ def split_of(key: str,  # what decides the split (see `record_key`)
     return "test" if u < test_frac else "validation" if u < test_frac + val_frac else "train"
 
 def record_key(rec: dict) -> str:
-    "The content a record is split by: its messages (or text), as canonical JSON."
-    return json.dumps(rec.get("messages") or rec.get("text"), sort_keys=True, ensure_ascii=False)
+    "What a record is split by: its prompt, the messages before its last assistant turn (or its text), as canonical JSON."
+    msgs = rec.get("messages")
+    if not msgs: return json.dumps(rec.get("text"), ensure_ascii=False)
+    return json.dumps(msgs[:-1] if msgs[-1]["role"] == "assistant" else msgs, sort_keys=True, ensure_ascii=False)
 
 def split_records(records: list[dict],  # valid records
                   val_frac: float = 0.1,  # validation share

@@ -53,15 +53,19 @@ def plot_category_counts(before: Counter,  # counts before balancing
                          after: Counter | None = None,  # counts after, if any
                          ax=None,  # axes to draw on; None: a new figure
                          title: str = "rows per category",  # the plot's title
+                         top: int = 15,  # categories shown; the rest are summed as 'other'
                         ):
-    "Bar chart of category counts, before and (optionally) after balancing; returns the axes."
+    "Bar chart of category counts (the largest `top`, then 'other'), before and (optionally) after balancing, counts on the bars; returns the axes."
     if ax is None: _, ax = plt.subplots(figsize=(7, 3.5))
     cats = sorted(before, key=lambda k: -before[k])
-    x = range(len(cats))
-    w = 0.4 if after is not None else 0.8
-    ax.bar([i - w / 2 * (after is not None) for i in x], [before[c] for c in cats], w, label="before")
-    if after is not None: ax.bar([i + w / 2 for i in x], [after.get(c, 0) for c in cats], w, label="after")
-    ax.set_xticks(list(x), cats, rotation=45, ha="right", fontsize=8)
+    shown, rest = cats[:top], cats[top:]
+    fold = lambda c: [c.get(k, 0) for k in shown] + ([sum(c.get(k, 0) for k in rest)] if rest else [])
+    labels = shown + ([f"other ({len(rest)})"] if rest else [])
+    x, w = range(len(labels)), (0.4 if after is not None else 0.8)
+    bars = ax.bar([i - w / 2 * (after is not None) for i in x], fold(before), w, label="before")
+    ax.bar_label(bars, fontsize=6)
+    if after is not None: ax.bar_label(ax.bar([i + w / 2 for i in x], fold(after), w, label="after"), fontsize=6)
+    ax.set_xticks(list(x), labels, rotation=45, ha="right", fontsize=8)
     ax.set(ylabel="rows", title=title); ax.legend(); ax.grid(axis="y", alpha=.3)
     return ax
 

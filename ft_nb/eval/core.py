@@ -13,7 +13,7 @@ import torch
 from datasets import Dataset
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from ..data.builtin import Scorer, reference_of
+from ..data.builtin import Scorer, data_scorer, reference_of
 from ..data.tokenize import IGNORE_INDEX, collator
 from ..models import generate_replies
 
@@ -54,10 +54,11 @@ class TaskSample:
 
 def task_sample(split: Dataset | None,  # test rows (chat records); None: no sample
                 n: int,  # how many of the first rows to take
-                scorer: Scorer,  # how answers are scored
+                scorer: Scorer | str,  # how answers are scored, or the data whose scorer it is (`data.builtin.data_scorer`)
                ) -> TaskSample:
     "The first `n` rows of `split` as a TaskSample."
     rows = list(split.select(range(min(n, len(split))))) if split is not None and n else []
+    scorer = data_scorer(scorer) if isinstance(scorer, str) else scorer
     return TaskSample([r["messages"][:-1] for r in rows], [reference_of(r) for r in rows], scorer)
 
 def score_answers(answers: list[str],  # the model's answers, in the sample's order
@@ -82,7 +83,8 @@ def evaluate_model(model: PreTrainedModel,  # the model to measure
         out = {"val_loss": loss["loss"], "val_perplexity": loss["perplexity"]}
     return out | score_answers(answers, sample), answers
 
-def score_table(runs: dict[str, dict]) -> str:  # row label -> scores, e.g. {"before": ..., "after": ...}
+def score_table(runs: dict[str, dict],  # row label -> scores, e.g. {"before": ..., "after": ...}
+               ) -> str:
     "A markdown table of scores, one row per label, one column per score."
     keys = list(next(iter(runs.values()), {}))
     return "\n".join(["| | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|",

@@ -177,7 +177,8 @@ def load_adapter(self: BottleneckModel,
 def from_pretrained(cls: BottleneckModel,
                     model: PreTrainedModel,  # the frozen base
                     folder,  # a folder written by `save_pretrained`
-                    adapter_name: str = "default") -> BottleneckModel:  # the name it gets here
+                    adapter_name: str = "default",  # the name it gets here
+                   ) -> BottleneckModel:
     "Wrap `model` with the adapter saved in `folder`, active."
     folder = Path(folder)
     if not (folder / CONFIG_NAME).exists(): raise FileNotFoundError(f"{folder} has no {CONFIG_NAME}: not a saved bottleneck adapter")

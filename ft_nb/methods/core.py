@@ -63,7 +63,8 @@ def get_method(name: str) -> Method:
     "The method registered as `name`; unknown names fail listing the known ones."
     return METHODS.get(name)
 
-def method_names(spec: str = "all") -> list[str]:  # 'all', or method names separated by commas
+def method_names(spec: str = "all",  # 'all', or method names separated by commas
+                ) -> list[str]:
     "The methods `spec` names: every registered method (by name) for 'all'; unknown names fail."
     names = sorted(METHODS.names()) if spec.strip() == "all" else [m.strip() for m in spec.split(",") if m.strip()]
     for m in names: get_method(m)
@@ -96,7 +97,8 @@ def apply_method(model: PreTrainedModel,  # the base model
 # %% ../../nbs/20_methods.core.ipynb #ceca9be1
 LOADERS = Registry("loader", "ft_nb.methods")  # marker file name -> load(base_model, folder)
 
-def register_loader(marker: str):  # the file that marks a folder this loader reads
+def register_loader(marker: str,  # the file that marks a folder this loader reads
+                   ):
     "Decorator: `load(base, folder)` loads folders that contain the file `marker`."
     def deco(fn): return LOADERS.add(marker, fn)
     return deco

@@ -17,6 +17,7 @@ from transformers import EarlyStoppingCallback, PreTrainedModel, PreTrainedToken
 
 from ..core import atomic_path, get_settings
 from ..data.audit import audit_records, check_audit
+from ..data.builtin import limit_rows, load_data, max_length_for
 from ..data.records import write_jsonl
 from ..data.tokenize import IGNORE_INDEX, collator, tokenize_dataset
 from ..methods.core import apply_method, count_parameters, get_method
@@ -26,7 +27,7 @@ from .packing import packing_collator, packing_context
 
 # %% auto #0
 __all__ = ['SFTConfig', 'sft_config', 'History', 'plot_losses', 'save_history', 'plot_lr', 'TokenCounts', 'TrainResult',
-           'run_metrics', 'train_sft']
+           'run_metrics', 'train_sft', 'training_data']
 
 # %% ../../nbs/32_train.sft.ipynb #90d9ebac
 @dataclass
@@ -78,7 +79,8 @@ class History(TrainerCallback):
         if torch.cuda.is_available(): torch.cuda.synchronize()
         self.step_times.append(time.perf_counter() - self._t)
 
-    def series(self, key: str) -> tuple[list[int], list[float]]:  # e.g. 'loss', 'eval_loss', 'learning_rate'
+    def series(self, key: str,  # e.g. 'loss', 'eval_loss', 'learning_rate'
+              ) -> tuple[list[int], list[float]]:
         "Steps and values of `key`."
         pts = [(r["step"], r[key]) for r in self.rows if key in r]
         return [s for s, _ in pts], [v for _, v in pts]
@@ -157,6 +159,7 @@ class TrainResult:
     memory_estimate: MemoryEstimate  # what `train.memory` predicted before the first step
     peak_rss_gib: float  # peak resident memory of this process so far
     peak_gpu_gib: float | None  # peak GPU memory allocated so far, on CUDA
+    rows: dict  # rows per split of the data it was given (the `counts` a job prints)
 
 def run_metrics(result: TrainResult,  # the run
                 before: dict | None = None,  # scores before training (`eval.core.evaluate_model`)
@@ -177,7 +180,7 @@ def run_metrics(result: TrainResult,  # the run
             "seconds": result.seconds, "step_s_median": statistics.median(h.step_times) if h.step_times else None,
             "tokens_per_s": statistics.mean(r["tokens_per_s"] for r in rows) if rows else None,
             "peak_rss_gib": result.peak_rss_gib, "peak_gpu_gib": result.peak_gpu_gib,
-            "memory_estimate_gib": result.memory_estimate.total / 2**30, "before": before or {}, "after": after or {}, **extra}
+            "memory_estimate_gib": result.memory_estimate.total / 2**30, "counts": result.rows, "before": before or {}, "after": after or {}, **extra}
 
 # %% ../../nbs/32_train.sft.ipynb #146bcc10
 def train_sft(model: PreTrainedModel,  # the base model
@@ -211,7 +214,7 @@ def train_sft(model: PreTrainedModel,  # the base model
     return TrainResult(model, history, method, options, cfg.lr or get_method(method).default_lr, seconds, trainer.state.global_step, steps,
                        trainer.state.global_step < steps, last.name if last else None, trainer.state.best_model_checkpoint, estimate,
                        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,  # KiB on Linux
-                       torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else None)
+                       torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else None, {k: len(v) for k, v in data.items()})
 
 def _estimate(model, train, cfg, method) -> MemoryEstimate:
     "The memory estimate for the longest batch among (at most) the first 10,000 training rows."
@@ -296,3 +299,14 @@ def _run_trainer(model, tok, train, val, method, cfg, seed, output_dir, callback
     history.rows = [{"step": r["step"], **{k: float(v) for k, v in r.items() if k != "step" and isinstance(v, (int, float))}}
                     for r in start_rows + trainer.state.log_history]
     return history, trainer, last, seconds
+
+# %% ../../nbs/32_train.sft.ipynb #e888ebd4
+def training_data(data: str,  # a built-in dataset, a curated folder or a JSONL file
+                  params: dict,  # a job's parameters: SFTConfig fields, `max_train_rows`, `max_val_rows`
+                  tok: PreTrainedTokenizerBase,  # the tokenizer training will use
+                 ) -> tuple[DatasetDict, SFTConfig]:
+    "The splits to train on and their SFTConfig, length resolved and supervision audited (refused here, before any model loads)."
+    splits = limit_rows(load_data(data), train=params.get("max_train_rows", 0), validation=params.get("max_val_rows", 0))
+    cfg = sft_config(params, max_length=max_length_for(data, params.get("max_length")))
+    if cfg.audit: check_audit(audit_records(list(splits["train"]), tok, cfg.max_length))
+    return splits, dataclasses.replace(cfg, audit=False)
