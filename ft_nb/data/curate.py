@@ -178,9 +178,10 @@ def first_pass(source: str | Path,  # what to curate: a file, folder or dataset 
             for i, (where, r) in enumerate(cleaned):
                 n = counted.get(i)
                 if n is not None and n > cfg.max_tokens: ledger.reject("length", "too_long", r, where=where, tokens=n); continue
+                key = record_key(r)
                 kept.rows.add(r); kept.dups.add(record_text(r)); kept.wheres.append(where)
-                kept.splits.append(split_of(record_key(r), cfg.val_frac, cfg.test_frac)); kept.cats.append(r.get("category") or "none")
-                kept.hashes.append(unit_hash(record_key(r))); kept.lengths.append(n)
+                kept.splits.append(split_of(key, cfg.val_frac, cfg.test_frac)); kept.cats.append(r.get("category") or "none")
+                kept.hashes.append(unit_hash(key)); kept.lengths.append(n)
     return kept
 
 def _clean(batch: list[tuple[str, dict]], cfg: CurateConfig, ledger: Ledger) -> list[tuple[str, dict]]:

@@ -160,6 +160,7 @@ class TrainResult:
     peak_rss_gib: float  # peak resident memory of this process so far
     peak_gpu_gib: float | None  # peak GPU memory allocated so far, on CUDA
     rows: dict  # rows per split of the data it was given (the `counts` a job prints)
+    config: SFTConfig  # the resolved training config
 
 def run_metrics(result: TrainResult,  # the run
                 before: dict | None = None,  # scores before training (`eval.core.evaluate_model`)
@@ -180,7 +181,7 @@ def run_metrics(result: TrainResult,  # the run
             "seconds": result.seconds, "step_s_median": statistics.median(h.step_times) if h.step_times else None,
             "tokens_per_s": statistics.mean(r["tokens_per_s"] for r in rows) if rows else None,
             "peak_rss_gib": result.peak_rss_gib, "peak_gpu_gib": result.peak_gpu_gib,
-            "memory_estimate_gib": result.memory_estimate.total / 2**30, "counts": result.rows, "before": before or {}, "after": after or {}, **extra}
+            "memory_estimate_gib": result.memory_estimate.total / 2**30, "counts": result.rows, "config": dataclasses.asdict(result.config), "before": before or {}, "after": after or {}, **extra}
 
 # %% ../../nbs/32_train.sft.ipynb #146bcc10
 def train_sft(model: PreTrainedModel,  # the base model
@@ -214,7 +215,7 @@ def train_sft(model: PreTrainedModel,  # the base model
     return TrainResult(model, history, method, options, cfg.lr or get_method(method).default_lr, seconds, trainer.state.global_step, steps,
                        trainer.state.global_step < steps, last.name if last else None, trainer.state.best_model_checkpoint, estimate,
                        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,  # KiB on Linux
-                       torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else None, {k: len(v) for k, v in data.items()})
+                       torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else None, {k: len(v) for k, v in data.items()}, cfg)
 
 def _estimate(model, train, cfg, method) -> MemoryEstimate:
     "The memory estimate for the longest batch among (at most) the first 10,000 training rows."
