@@ -51,7 +51,7 @@ def test_quickstart_writes_a_complete_run_and_repeats_exactly(out):
 
 
 @pytest.mark.parametrize("args, says", [
-    (["run", "quickstrat"], "Unknown job 'quickstrat'; jobs: compare, curate, quickstart, sweep, train"),
+    (["run", "quickstrat"], "Unknown job 'quickstrat'; jobs: compare, curate, forgetting, quickstart, sweep, train"),
     (["run", "quickstart", "-p", "max_step", "3"], "Unknown parameter(s) max_step for quickstart; valid: base_model"),
     (["run", "quickstart", "-p", "max_steps", "three"], "parameter 'max_steps' expects int, got 'three'"),
     (["run", "quickstart", "-p", "run_dir", "/tmp/x"], "Unknown parameter(s) run_dir"),
@@ -85,3 +85,15 @@ def test_failed_job_is_recorded_as_failed(out, param, value, says):
     errors = [o for c in executed.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.output_type == "error"]
     assert errors and says in errors[0]["evalue"]
     assert not (run / "metrics.json").exists()
+
+
+def test_forgetting_job_checks_a_train_run(out):
+    r = ft_nb("run", "train", "--quick", "-p", "data", "people", "--output-root", out, "--run-name", "t")
+    assert r.returncode == 0, r.stderr[-2000:]
+    r = ft_nb("run", "forgetting", "--quick", "-p", "run", out / "t", "--output-root", out, "--run-name", "f")
+    assert r.returncode == 0, r.stderr[-2000:]
+    for f in ("forgetting.json", "forgetting.png", "probes.jsonl", "metrics.json"): assert (out / "f" / f).is_file(), f
+    rep = json.loads((out / "f" / "forgetting.json").read_text())
+    assert len((out / "f" / "probes.jsonl").read_text().splitlines()) == 12 and rep["score"] >= 0 and rep["threshold"] == 5.0
+    r = ft_nb("run", "forgetting", "--quick", "--output-root", out, "--run-name", "g")
+    assert r.returncode == 1 and "run: expected a train run folder" in r.stderr

@@ -6,17 +6,22 @@ Docs: https://ft-nb.github.io/ft_nb/eval.forgetting.html.md"""
 
 # %% ../../nbs/52_eval.forgetting.ipynb #e4ed981c
 from __future__ import annotations
+import json
 from collections import defaultdict
+from pathlib import Path
 
+import matplotlib.pyplot as plt
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from ..data.probes import score_probe
 from ..data.tokenize import IGNORE_INDEX, collator, tokenize_chat
-from ..models import generate_replies
+from ..methods.core import load_trained
+from ..models import generate_replies, load_base_model
 
 # %% auto #0
-__all__ = ['probe_answers', 'probe_report', 'drift', 'forgetting_score', 'check_forgetting']
+__all__ = ['probe_answers', 'probe_report', 'drift', 'forgetting_score', 'forgetting_verdict', 'check_forgetting', 'load_run',
+           'plot_probe_report']
 
 # %% ../../nbs/52_eval.forgetting.ipynb #bf34342d
 def probe_answers(model: PreTrainedModel,  # the model to ask
@@ -82,14 +87,52 @@ def forgetting_score(report: dict) -> float:  # what `probe_report` returns
     "Probe accuracy lost, in percentage points (0 when none was lost)."
     return max(0.0, 100 * (report["accuracy_before"] - report["accuracy_after"]))
 
+def forgetting_verdict(report: dict,  # what `probe_report` returns
+                       threshold: float,  # the most accuracy, in percentage points, the fine-tune may lose
+                      ) -> str | None:
+    "None when the forgetting score is within `threshold`, else the reason: how much was forgotten, and where."
+    score = forgetting_score(report)
+    if score <= threshold: return None
+    worst = sorted(report["per_category"].items(), key=lambda kv: kv[1]["after"] - kv[1]["before"])[:3]
+    return (f"forgetting {score:.1f} points is above the threshold {threshold:g}: probe accuracy "
+            f"{report['accuracy_before']:.3f} -> {report['accuracy_after']:.3f}, {len(report['forgotten'])} items forgotten; "
+            "worst categories: " + ", ".join(f"{k} {v['before']:.2f} -> {v['after']:.2f}" for k, v in worst))
+
 def check_forgetting(report: dict,  # what `probe_report` returns
                      threshold: float,  # the most accuracy, in percentage points, the fine-tune may lose
                     ) -> float:
-    "The forgetting score, or a ValueError saying how much was forgotten and where, when it is above `threshold`."
-    score = forgetting_score(report)
-    if score > threshold:
-        worst = sorted(report["per_category"].items(), key=lambda kv: kv[1]["after"] - kv[1]["before"])[:3]
-        raise ValueError(f"forgetting {score:.1f} points is above the threshold {threshold:g}: probe accuracy "
-                         f"{report['accuracy_before']:.3f} -> {report['accuracy_after']:.3f}, {len(report['forgotten'])} items forgotten; "
-                         "worst categories: " + ", ".join(f"{k} {v['before']:.2f} -> {v['after']:.2f}" for k, v in worst))
-    return score
+    "The forgetting score, or a ValueError with `forgetting_verdict`'s reason when it is above `threshold`."
+    if reason := forgetting_verdict(report, threshold): raise ValueError(reason)
+    return forgetting_score(report)
+
+# %% ../../nbs/52_eval.forgetting.ipynb #265745fc
+def load_run(folder: Path | str,  # a `train` run folder (its adapter/ and manifest) or a folder written by `save_trained`
+             base_model: str | None = None,  # the base model; None: the one the run's manifest names
+             device: str | None = None,  # where to load both; None: the settings'
+            ) -> tuple[PreTrainedModel, torch.nn.Module, PreTrainedTokenizerBase]:
+    "The base model, the tuned model (loaded onto a fresh copy of the base) and the tokenizer of a finished run."
+    if not str(folder).strip() or not Path(folder).is_dir():
+        raise ValueError(f"run: expected a train run folder or a folder written by save_trained, got {str(folder)!r}")
+    folder = Path(folder)
+    saved = folder / "adapter" if (folder / "adapter").is_dir() else folder
+    if base_model is None:
+        manifest = folder / "manifest.json"
+        if not manifest.is_file(): raise ValueError(f"{folder} has no manifest.json naming its base model: pass the base model (the forgetting job's -p base)")
+        base_model = json.loads(manifest.read_text())["params"]["base_model"]
+    base, tok = load_base_model(base_model, device=device)
+    tuned = load_trained(load_base_model(base_model, device=device)[0], saved).eval()
+    return base.eval(), tuned, tok
+
+def plot_probe_report(report: dict,  # what `probe_report` returns
+                      ax=None,  # axes to draw on; None: a new figure
+                      title: str = "probe accuracy per category",  # the plot's title
+                     ):
+    "Probe accuracy per category, before and after, side by side; returns the axes."
+    if ax is None: _, ax = plt.subplots(figsize=(7, 3.5))
+    cats = list(report["per_category"])
+    x = range(len(cats))
+    for dx, key in ((-0.2, "before"), (0.2, "after")):
+        ax.bar([i + dx for i in x], [report["per_category"][c][key] for c in cats], 0.4, label=key)
+    ax.set_xticks(list(x), cats, rotation=45, ha="right", fontsize=8)
+    ax.set(ylabel="accuracy", ylim=(0, 1), title=title); ax.legend(); ax.grid(axis="y", alpha=.3)
+    return ax
