@@ -6,7 +6,7 @@ Docs: https://ft-nb.github.io/ft_nb/data.clean.html.md"""
 
 # %% ../../nbs/15_data.clean.ipynb #b74d8b29
 from __future__ import annotations
-import html, re, unicodedata
+import functools, html, re, unicodedata
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -15,7 +15,7 @@ __all__ = ['CleanConfig', 'clean_text', 'normalize_text', 'scrub_pii', 'QualityC
            'quality_issue', 'clean_record']
 
 # %% ../../nbs/15_data.clean.ipynb #572ce2dc
-@dataclass
+@dataclass(frozen=True)
 class CleanConfig:
     strip_html: bool = False  # remove HTML tags and unescape entities in text that looks like HTML (changes markup answers)
     collapse_spaces: bool = False  # runs of spaces and tabs inside a line become one space (indentation stays)
@@ -31,6 +31,7 @@ def _strip_html(s: str) -> str:
     if not (_TAG.search(s) or _ENTITY.search(s)): return s  # `a < b` in code is not HTML
     return html.unescape(_TAG.sub(lambda m: "\n" if m.group(1).lower() in ("p", "br", "div", "li", "tr") else "", s))
 
+@functools.lru_cache(maxsize=32)  # built once per config, not once per text: curation calls it for every message
 def _rules(cfg: CleanConfig) -> list[tuple[str, Callable[[str], str]]]:
     "The rules in the order they apply: the safe ones always, the others as `cfg` asks."
     rules = [("line_endings", lambda s: s.replace("\r\n", "\n").replace("\r", "\n")),
