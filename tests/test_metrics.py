@@ -19,7 +19,14 @@ def no_network(monkeypatch):
     monkeypatch.setattr(socket, "create_connection", refuse)
 
 
-@pytest.mark.parametrize("name", sorted(METRICS.names()))
+TEXT_METRICS = sorted(n for n in METRICS.names() if not getattr(METRICS.get(n), "needs_model", False))
+
+
+def test_model_metrics_are_the_expected_ones():
+    assert sorted(set(METRICS.names()) - set(TEXT_METRICS)) == ["multiple_choice", "perplexity"]
+
+
+@pytest.mark.parametrize("name", TEXT_METRICS)
 def test_every_metric_computes_offline(name, no_network):
     out = load_metric(name).compute(predictions=PREDS, references=REFS)
     assert out and all(isinstance(v, float) for v in out.values())
@@ -31,3 +38,13 @@ def test_values_equal_the_libraries():
     for k in ("rouge1", "rouge2", "rougeL"): assert rouge[k] == pytest.approx(np.mean([s[k].fmeasure for s in ref]))
     assert load_metric("bleu").compute(predictions=PREDS, references=REFS)["bleu"] == pytest.approx(sacrebleu.corpus_bleu(PREDS, [REFS]).score)
     assert load_metric("chrf").compute(predictions=PREDS, references=REFS)["chrf"] == pytest.approx(sacrebleu.corpus_chrf(PREDS, [REFS]).score)
+
+
+def test_model_metrics_compute_offline(no_network):
+    from ft_nb.models import load_base_model
+    model, tok = load_base_model("tiny", device="cpu")
+    ppl = load_metric("perplexity").compute(predictions=PREDS, model=model, tokenizer=tok)
+    assert ppl["perplexity"] > 1 and ppl["mean_perplexity"] > 1
+    mc = load_metric("multiple_choice").compute(prompts=["2 + 2 =", "Sky colour:"], options=[[" 4", " 5"], [" blue", " green", " red"]],
+                                                references=[0, 0], model=model, tokenizer=tok)
+    assert set(mc) == {"accuracy", "accuracy_norm"} and all(0 <= v <= 1 for v in mc.values())

@@ -1,4 +1,4 @@
-"""Standard text metrics as `evaluate` modules that load with no network (ROUGE, BLEU, chrF, exact match, token F1, accuracy), registered by name, and a paired bootstrap for the difference between two models on the same items.
+"""Standard text metrics as `evaluate` modules that load with no network (ROUGE, BLEU, chrF, exact match, token F1, accuracy, perplexity, multiple-choice accuracy), registered by name, and a paired bootstrap for the difference between two models on the same items.
 
 Docs: https://ft-nb.github.io/ft_nb/eval.metrics.html.md"""
 
@@ -12,12 +12,13 @@ from collections import Counter
 import datasets
 import evaluate
 import numpy as np
+import torch
 
 from ..core import Registry
 
 # %% auto #0
 __all__ = ['METRICS', 'register_metric', 'load_metric', 'Rouge', 'Bleu', 'Chrf', 'normalize_answer', 'token_f1', 'ExactMatch',
-           'TokenF1', 'Accuracy', 'paired_bootstrap']
+           'TokenF1', 'Accuracy', 'continuation_logprobs', 'Perplexity', 'MultipleChoice', 'paired_bootstrap']
 
 # %% ../../nbs/51_eval.metrics.ipynb #2979b7e8
 METRICS = Registry("metric", "ft_nb.eval")
@@ -102,6 +103,66 @@ class Accuracy(evaluate.Metric):
     def _info(self): return _info("accuracy of labels")
     def _compute(self, predictions, references):
         return {"accuracy": float(np.mean([p == r for p, r in zip(predictions, references)])) if predictions else 0.0}
+
+# %% ../../nbs/51_eval.metrics.ipynb #8dbe20e6
+@torch.no_grad()
+def continuation_logprobs(model, tok,  # a causal LM and its tokenizer
+                          contexts: list[str],  # text before each continuation; "" : the continuation alone
+                          continuations: list[str],  # the texts to score
+                          batch_size: int = 8,  # sequences per forward pass; does not change the result
+                         ) -> list[torch.Tensor]:
+    "Per continuation, the log-probability of each of its tokens given the context and the tokens before it."
+    seqs = []
+    for c, x in zip(contexts, continuations, strict=True):
+        ctx, cont = tok(c, add_special_tokens=False)["input_ids"] if c else [], tok(x, add_special_tokens=False)["input_ids"]
+        if not ctx: ctx, cont = ([tok.bos_token_id], cont) if tok.bos_token_id is not None else (cont[:1], cont[1:])
+        seqs.append((ctx, cont))
+    was_training, out, pad = model.training, [], tok.pad_token_id or 0
+    model.eval()
+    for i in range(0, len(seqs), batch_size):
+        chunk = seqs[i:i + batch_size]
+        width = max(len(a) + len(b) for a, b in chunk)
+        ids = torch.tensor([a + b + [pad] * (width - len(a) - len(b)) for a, b in chunk], device=model.device)
+        mask = torch.tensor([[1] * (len(a) + len(b)) + [0] * (width - len(a) - len(b)) for a, b in chunk], device=model.device)
+        logp = torch.log_softmax(model(input_ids=ids, attention_mask=mask).logits.float(), -1)
+        for j, (a, b) in enumerate(chunk):
+            pos = torch.arange(len(a) - 1, len(a) + len(b) - 1, device=model.device)  # position t predicts token t + 1
+            out.append(logp[j, pos].gather(1, ids[j, pos + 1, None]).squeeze(1).cpu())
+    model.train(was_training)
+    return out
+
+# %% ../../nbs/51_eval.metrics.ipynb #05b0172a
+def _model_info(description: str, features: dict) -> evaluate.MetricInfo:
+    return evaluate.MetricInfo(description=description, citation="", inputs_description=", ".join(features) + "; model= and tokenizer= to compute",
+                               features=datasets.Features(features))
+
+@register_metric("perplexity")
+class Perplexity(evaluate.Metric):
+    "Perplexity of texts under a model: token-weighted over all texts, and the mean of the per-text perplexities."
+    needs_model = True
+    def _info(self): return _model_info("perplexity of texts under a causal LM", {"predictions": datasets.Value("string")})
+    def _compute(self, predictions, model=None, tokenizer=None, batch_size: int = 8):
+        lps = [lp for lp in continuation_logprobs(model, tokenizer, [""] * len(predictions), predictions, batch_size) if len(lp)]
+        if not lps: return {"perplexity": float("nan"), "mean_perplexity": float("nan")}
+        every = torch.cat(lps)
+        return {"perplexity": float(torch.exp(-every.mean())), "mean_perplexity": float(np.mean([torch.exp(-lp.mean()).item() for lp in lps]))}
+
+@register_metric("multiple_choice")
+class MultipleChoice(evaluate.Metric):
+    "Accuracy of picking, per question, the option the model finds likeliest (summed, and per-character normalised)."
+    needs_model = True
+    def _info(self): return _model_info("multiple-choice accuracy by option log-likelihood",
+                                        {"prompts": datasets.Value("string"), "options": datasets.Sequence(datasets.Value("string")), "references": datasets.Value("int32")})
+    def _compute(self, prompts, options, references, model=None, tokenizer=None, batch_size: int = 8):
+        flat = [(p, o) for p, opts in zip(prompts, options) for o in opts]
+        lps = iter(continuation_logprobs(model, tokenizer, [p for p, _ in flat], [o for _, o in flat], batch_size))
+        right = right_norm = 0
+        for opts, ref in zip(options, references):
+            ll = [next(lps).sum().item() for _ in opts]
+            right += int(np.argmax(ll) == ref)
+            right_norm += int(np.argmax([l / max(len(o), 1) for l, o in zip(ll, opts)]) == ref)
+        n = max(len(references), 1)
+        return {"accuracy": right / n, "accuracy_norm": right_norm / n}
 
 # %% ../../nbs/51_eval.metrics.ipynb #2c08fbaf
 def paired_bootstrap(a: list[float],  # per-item scores of one model
