@@ -10,9 +10,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 
+from fastcore.basics import patch
+
 from .core import (MANIFEST, atomic_path, atomic_write_json, atomic_write_text, finish_run, get_settings, read_manifest,
                         run_dir_for, seed_everything, start_run)
 from .data.records import write_jsonl
+from .eval.forgetting import plot_probe_report, probe_pairs
+from .eval.harness import Evaluation, comparison_table, plot_comparison
+from .eval.review import write_review
 
 # %% auto #0
 __all__ = ['JobError', 'save_figure', 'Job', 'job_values', 'begin']
@@ -76,3 +81,22 @@ def begin(name: str,  # the job's name
     start_run(run_dir, name, values, seed=seed)
     return Job(name, SimpleNamespace(**values), run_dir, seed)
 
+
+# %% ../nbs/60_jobs.ipynb #79d9f7db
+@patch
+def write_evaluation(self: Job, ev: Evaluation,  # answers of the base model and the tuned one
+                     a: str = "base",  # the reference model's name in `ev`
+                     b: str = "tuned",  # the judged model's name
+                    ) -> dict:
+    "Write the comparison of `b` against `a` and its per-item and per-probe files; returns the figures for `metrics.json`."
+    report = ev.compare(a, b)
+    self.write_json("eval.json", report); self.write_text("eval.md", comparison_table(report) + "\n")
+    self.write_jsonl("generations.jsonl", ev.rows())
+    for m in ev.answers: self.write_json(f"alpaca_eval/{m}.json", ev.alpaca(m, f"{self.name}:{m}"))
+    if report["items"]:
+        self.save_figure(plot_comparison(report).figure, "eval.png")
+        write_review(self.dir, ev.rows(), a, b, seed=self.seed, title=f"{self.name} run {self.dir.name}")
+    if "probes" in report:
+        self.write_jsonl("probes.jsonl", probe_pairs(ev.probe_rows[a], ev.probe_rows[b]))
+        self.save_figure(plot_probe_report(report["probes"]).figure, "forgetting.png")
+    return {"eval_split": report["split"], "eval_items": report["items"], "difference": report["difference"], "forgetting": report.get("forgetting")}

@@ -32,13 +32,15 @@ def _run(out, name, *extra):
 def test_quickstart_writes_a_complete_run_and_repeats_exactly(out):
     r, run = _run(out, "a")
     assert r.returncode == 0, r.stderr[-3000:]
-    for f in ["quickstart.ipynb", "metrics.json", "metrics.jsonl", "manifest.json", "loss.png", "generations.jsonl", "adapter/adapter_model.safetensors"]:
+    for f in ["quickstart.ipynb", "metrics.json", "metrics.jsonl", "manifest.json", "loss.png", "generations.jsonl", "adapter/adapter_model.safetensors",
+              "eval.json", "eval.png", "probes.jsonl", "review.html", "review_key.json", "alpaca_eval/tuned.json"]:
         assert (run / f).is_file(), f"missing {f}"
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["status"] == "succeeded" and manifest["ended"] and manifest["params"]["quick"] is True
     assert manifest["versions"]["torch"] and manifest["seed"] == 42
     m = json.loads((run / "metrics.json").read_text())
-    assert m["after"]["val_loss"] < m["before"]["val_loss"]
+    assert m["best_val_loss"] < m["first_val_loss"]
+    assert m["eval_split"] == "test" and m["eval_items"] == 2 and m["forgetting"] is not None and set(m["difference"]) >= {"fields", "token_f1"}
     assert (run / "loss.png").read_bytes()[:4] == b"\x89PNG"
 
     r2, run2 = _run(out, "b")
@@ -51,7 +53,7 @@ def test_quickstart_writes_a_complete_run_and_repeats_exactly(out):
 
 
 @pytest.mark.parametrize("args, says", [
-    (["run", "quickstrat"], "Unknown job 'quickstrat'; jobs: compare, curate, forgetting, quickstart, sweep, train"),
+    (["run", "quickstrat"], "Unknown job 'quickstrat'; jobs: compare, curate, eval, forgetting, quickstart, sweep, train"),
     (["run", "quickstart", "-p", "max_step", "3"], "Unknown parameter(s) max_step for quickstart; valid: base_model"),
     (["run", "quickstart", "-p", "max_steps", "three"], "parameter 'max_steps' expects int, got 'three'"),
     (["run", "quickstart", "-p", "run_dir", "/tmp/x"], "Unknown parameter(s) run_dir"),
@@ -87,7 +89,7 @@ def test_failed_job_is_recorded_as_failed(out, param, value, says):
     assert not (run / "metrics.json").exists()
 
 
-def test_forgetting_job_checks_a_train_run(out):
+def test_forgetting_and_eval_jobs_check_a_train_run(out):
     r = ft_nb("run", "train", "--quick", "-p", "data", "people", "--output-root", out, "--run-name", "t")
     assert r.returncode == 0, r.stderr[-2000:]
     r = ft_nb("run", "forgetting", "--quick", "-p", "run", out / "t", "--output-root", out, "--run-name", "f")
@@ -97,3 +99,15 @@ def test_forgetting_job_checks_a_train_run(out):
     assert len((out / "f" / "probes.jsonl").read_text().splitlines()) == 12 and rep["score"] >= 0 and rep["threshold"] == 5.0
     r = ft_nb("run", "forgetting", "--quick", "--output-root", out, "--run-name", "g")
     assert r.returncode == 1 and "run: expected a train run folder" in r.stderr
+
+    r = ft_nb("run", "eval", "--quick", "-p", "run", out / "t", "--output-root", out, "--run-name", "e")
+    assert r.returncode == 0, r.stderr[-2000:]
+    rep = json.loads((out / "e" / "eval.json").read_text())
+    assert rep["split"] == "test" and rep["items"] == 4 and list(rep["models"]) == ["base", "base 1-shot", "tuned"]
+    assert set(rep["difference"]) == {"valid_json", "exact", "fields", "exact_match", "token_f1", "rougeL"} and "probes" in rep
+    alpaca = json.loads((out / "e" / "alpaca_eval" / "tuned.json").read_text())
+    assert len(alpaca) == 4 and set(alpaca[0]) == {"instruction", "output", "generator"}
+    r = ft_nb("run", "eval", "--quick", "-p", "run", out / "t" / "adapter", "--output-root", out, "--run-name", "e2")
+    assert r.returncode == 1 and "has no manifest.json naming its data: pass it with -p data" in r.stderr
+    r = ft_nb("run", "eval", "--quick", "-p", "run", out / "t", "-p", "split", "val", "--output-root", out, "--run-name", "e3")
+    assert r.returncode == 1 and "people has no split 'val'; it has train, validation, test" in r.stderr

@@ -62,7 +62,8 @@ def test_train_job_runs_a_method_with_options(out):
     m = json.loads((out / "h" / "metrics.json").read_text())
     assert m["method"] == "houlsby" and m["method_options"] == {"size": 8}
     assert m["reload_max_abs_diff"] < 1e-4 and m["adapter_bytes"] > 0 and m["step_s_median"] > 0
-    assert set(m["before"]) == {"valid_json", "exact", "fields"}
+    assert set(m["before"]) >= {"valid_json", "exact", "fields", "token_f1", "rougeL", "bleu", "chrf", "probe_accuracy"}
+    assert m["difference"]["fields"]["items"] == 2 and m["difference"]["fields"]["low"] <= m["difference"]["fields"]["diff"] <= m["difference"]["fields"]["high"]
     assert len((out / "h" / "generations.jsonl").read_text().splitlines()) == 2
     for f in ("metrics.jsonl", "loss.png", "lr.png", "adapter/ft_nb_method.json"): assert (out / "h" / f).is_file(), f
 

@@ -19,7 +19,8 @@ from .records import read_jsonl, split_records, write_jsonl
 # %% auto #0
 __all__ = ['SCORERS', 'DATASETS', 'PEOPLE_KEYS', 'Scorer', 'register_scorer', 'reference_of', 'score_exact', 'Builtin',
            'register_dataset', 'assets_dir', 'builtin_names', 'builtin_records', 'write_builtin', 'make_people',
-           'score_people', 'people', 'load_curated', 'load_data', 'data_scorer', 'max_length_for', 'limit_rows']
+           'score_people', 'people', 'load_curated', 'load_data', 'data_scorer', 'max_length_for', 'get_split',
+           'limit_rows']
 
 # %% ../../nbs/11_data.builtin.ipynb #0d865146
 @dataclass(frozen=True)
@@ -206,6 +207,14 @@ def max_length_for(data: str,  # what `load_data` was given
                          f"(counted with the tokenizer of {rep.get('tokenizer') or 'the curation'}): its longest rows would lose their answers. "
                          f"Pass -p max_length {limit} (or leave it unset), or curate again with -p max_tokens {max_length}")
     return max_length
+
+def get_split(splits: DatasetDict,  # what `load_data` returned
+              name: str,  # the split asked for
+              data: str = "the data",  # what `load_data` was given, for the error
+             ) -> Dataset:
+    "Split `name` of `splits`, or a clear error naming the splits there are."
+    if name not in splits: raise ValueError(f"split: {data} has no split {name!r}; it has {', '.join(splits)}")
+    return splits[name]
 
 def limit_rows(splits: DatasetDict,  # the splits to cut
                **limits: int,  # split name -> at most this many first rows; 0: all

@@ -1,4 +1,4 @@
-"""Held-out loss and perplexity weighted by token, and a model's answers to test prompts scored by the data's scorer, for before/after comparisons.
+"""Held-out loss and perplexity weighted by token, and the test items (prompts, references and the data's scorer) that models are compared on.
 
 Docs: https://ft-nb.github.io/ft_nb/eval.core.html.md"""
 
@@ -6,7 +6,7 @@ Docs: https://ft-nb.github.io/ft_nb/eval.core.html.md"""
 
 # %% ../../nbs/50_eval.core.ipynb #5e9b605a
 from __future__ import annotations
-import math, statistics
+import math
 from dataclasses import dataclass
 
 import torch
@@ -15,10 +15,9 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from ..data.builtin import Scorer, data_scorer, reference_of
 from ..data.tokenize import IGNORE_INDEX, collator
-from ..models import generate_replies
 
 # %% auto #0
-__all__ = ['heldout_loss', 'TaskSample', 'task_sample', 'score_answers', 'evaluate_model', 'score_table', 'generation_rows']
+__all__ = ['heldout_loss', 'TaskSample', 'task_sample']
 
 # %% ../../nbs/50_eval.core.ipynb #17807afe
 @torch.no_grad()
@@ -61,39 +60,3 @@ def task_sample(split: Dataset | None,  # test rows (chat records); None: no sam
     scorer = data_scorer(scorer) if isinstance(scorer, str) else scorer
     return TaskSample([r["messages"][:-1] for r in rows], [reference_of(r) for r in rows], scorer)
 
-def score_answers(answers: list[str],  # the model's answers, in the sample's order
-                  sample: TaskSample,  # the prompts they answer
-                 ) -> dict:
-    "The mean of each score over the answers ({} for none)."
-    scores = [sample.scorer(a, r) for a, r in zip(answers, sample.references)]
-    return {k: statistics.mean(s[k] for s in scores) for k in scores[0]} if scores else {}
-
-def evaluate_model(model: PreTrainedModel,  # the model to measure
-                   tok: PreTrainedTokenizerBase,  # its tokenizer
-                   sample: TaskSample,  # test prompts to answer and score
-                   val: Dataset | None = None,  # a tokenized validation split for the held-out loss; None: none
-                   max_new_tokens: int = 48,  # tokens per answer at most
-                   batch_size: int = 8,  # validation rows per forward pass
-                  ) -> tuple[dict, list[str]]:
-    "Mean task scores (and the validation loss and perplexity, given `val`), and the answers."
-    answers = generate_replies(model, tok, sample.prompts, max_new_tokens) if len(sample) else []
-    out = {}
-    if val is not None:
-        loss = heldout_loss(model, val, tok, batch_size)
-        out = {"val_loss": loss["loss"], "val_perplexity": loss["perplexity"]}
-    return out | score_answers(answers, sample), answers
-
-def score_table(runs: dict[str, dict],  # row label -> scores, e.g. {"before": ..., "after": ...}
-               ) -> str:
-    "A markdown table of scores, one row per label, one column per score."
-    keys = list(next(iter(runs.values()), {}))
-    return "\n".join(["| | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|",
-                      *(f"| {label} | " + " | ".join(f"{s[k]:.3f}" for k in keys) + " |" for label, s in runs.items())])
-
-def generation_rows(sample: TaskSample,  # the prompts
-                    before: list[str],  # answers before training
-                    after: list[str],  # answers after training
-                   ) -> list[dict]:
-    "One row per prompt for `generations.jsonl`: the prompt, the reference, the answers before and after."
-    return [{"prompt": p[-1]["content"], "reference": r, "before": b, "after": a}
-            for p, r, b, a in zip(sample.prompts, sample.references, before, after)]

@@ -20,8 +20,8 @@ from ..methods.core import load_trained
 from ..models import generate_replies, load_base_model
 
 # %% auto #0
-__all__ = ['probe_answers', 'probe_report', 'drift', 'forgetting_score', 'forgetting_verdict', 'check_forgetting', 'load_run',
-           'plot_probe_report']
+__all__ = ['probe_answers', 'probe_report', 'probe_pairs', 'drift', 'forgetting_score', 'forgetting_verdict', 'check_forgetting',
+           'run_param', 'load_run', 'plot_probe_report']
 
 # %% ../../nbs/52_eval.forgetting.ipynb #bf34342d
 def probe_answers(model: PreTrainedModel,  # the model to ask
@@ -48,6 +48,12 @@ def probe_report(before: list[dict],  # `probe_answers` of the base model
     return {"accuracy_before": sum(b["correct"] for b in before) / n, "accuracy_after": sum(a["correct"] for a in after) / n,
             "per_category": {k: {"items": v[0], "before": v[1] / v[0], "after": v[2] / v[0]} for k, v in sorted(cats.items())},
             "forgotten": flips(1.0, 0.0), "learned": flips(0.0, 1.0)}
+
+def probe_pairs(before: list[dict],  # `probe_answers` of the base model
+                after: list[dict],  # the same probes answered by the tuned model
+               ) -> list[dict]:
+    "One row per probe with both answers (for `probes.jsonl`): the base model's fields, then `answer_after` and `correct_after`."
+    return [{**b, "answer_after": a["answer"], "correct_after": a["correct"]} for b, a in zip(before, after, strict=True)]
 
 # %% ../../nbs/52_eval.forgetting.ipynb #edecc2e8
 @torch.no_grad()
@@ -106,7 +112,18 @@ def check_forgetting(report: dict,  # what `probe_report` returns
     return forgetting_score(report)
 
 # %% ../../nbs/52_eval.forgetting.ipynb #265745fc
-def load_run(folder: Path | str,  # a `train` run folder (its adapter/ and manifest) or a folder written by `save_trained`
+def run_param(folder: Path | str,  # a run folder
+              name: str,  # a parameter of the job that made it
+              asked: str | None = None,  # the value given instead; returned when set
+              flag: str = "base",  # the job parameter that gives it instead, for the error
+             ):
+    "`asked` when given, else parameter `name` of the run in `folder` (from its manifest), else a clear error."
+    if asked is not None: return asked
+    manifest = Path(folder) / "manifest.json"
+    if not manifest.is_file(): raise ValueError(f"{folder} has no manifest.json naming its {name}: pass it with -p {flag}")
+    return json.loads(manifest.read_text())["params"][name]
+
+def load_run(folder: Path | str,  # a `train` run folder (its adapter/ and manifest), a folder written by `save_trained`, or a whole model's folder
              base_model: str | None = None,  # the base model; None: the one the run's manifest names
              device: str | None = None,  # where to load both; None: the settings'
             ) -> tuple[PreTrainedModel, torch.nn.Module, PreTrainedTokenizerBase]:
@@ -115,10 +132,7 @@ def load_run(folder: Path | str,  # a `train` run folder (its adapter/ and manif
         raise ValueError(f"run: expected a train run folder or a folder written by save_trained, got {str(folder)!r}")
     folder = Path(folder)
     saved = folder / "adapter" if (folder / "adapter").is_dir() else folder
-    if base_model is None:
-        manifest = folder / "manifest.json"
-        if not manifest.is_file(): raise ValueError(f"{folder} has no manifest.json naming its base model: pass the base model (the forgetting job's -p base)")
-        base_model = json.loads(manifest.read_text())["params"]["base_model"]
+    base_model = run_param(folder, "base_model", base_model)
     base, tok = load_base_model(base_model, device=device)
     tuned = load_trained(load_base_model(base_model, device=device)[0], saved).eval()
     return base.eval(), tuned, tok

@@ -106,7 +106,8 @@ class Accuracy(evaluate.Metric):
 
 # %% ../../nbs/51_eval.metrics.ipynb #8dbe20e6
 @torch.no_grad()
-def continuation_logprobs(model, tok,  # a causal LM and its tokenizer
+def continuation_logprobs(model,  # a causal LM
+                          tok,  # its tokenizer
                           contexts: list[str],  # text before each continuation; "" : the continuation alone
                           continuations: list[str],  # the texts to score
                           batch_size: int = 8,  # sequences per forward pass; does not change the result

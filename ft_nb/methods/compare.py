@@ -17,14 +17,17 @@ __all__ = ['COLUMNS', 'method_table', 'plot_methods', 'collect_runs', 'method_re
 # %% ../../nbs/27_methods.compare.ipynb #27e4f9c1
 COLUMNS = {"method": "method", "trainable": "trainable params", "percent": "% of model", "adapter_mb": "saved MB",
            "peak_gib": "peak memory GiB", "step_s_median": "s/step", "first_val_loss": "val loss before",
-           "best_val_loss": "val loss after", "score_before": "task before", "score_after": "task after"}
+           "best_val_loss": "val loss after", "score_before": "task before", "score_after": "task after",
+           "score_diff": "task change [95% CI]", "forgetting": "probe points lost"}
 
 def _row(m: dict, score_key: str) -> dict:
     if "error" in m: return {"method": m["method"], "error": m["error"]}
     return {"method": m["method"], "trainable": m["trainable"], "percent": m["percent"], "adapter_mb": m["adapter_bytes"] / 1e6,
             "peak_gib": m["peak_gpu_gib"] if m.get("peak_gpu_gib") is not None else m["peak_rss_gib"],
             "step_s_median": m["step_s_median"], "first_val_loss": m["first_val_loss"], "best_val_loss": m["best_val_loss"],
-            "score_before": m["before"].get(score_key), "score_after": m["after"].get(score_key)}
+            "score_before": m["before"].get(score_key), "score_after": m["after"].get(score_key),
+            "score_diff": f"{d['diff']:+.2f} [{d['low']:+.2f}, {d['high']:+.2f}]" if (d := m.get("difference", {}).get(score_key)) else None,
+            "forgetting": m.get("forgetting")}
 
 def method_table(metrics: list[dict],  # the runs' metrics records (or errors)
                  score_key: str = "fields",  # which task score to show
@@ -67,7 +70,8 @@ def collect_runs(compare_dir: Path | str,  # a `compare` run folder
         run = Path(r.pop("run_dir"))
         logged = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines()]
         r["curve"] = [{k: v for k, v in x.items() if k in ("step", "loss", "eval_loss")} for x in logged if "loss" in x or "eval_loss" in x]
-        r["answers"] = [json.loads(l) for l in (run / "generations.jsonl").read_text().splitlines()[:n_answers]]
+        rows_ = [json.loads(l) for l in (run / "generations.jsonl").read_text().splitlines()[:n_answers]]
+        r["answers"] = [{"prompt": a["prompt"], "reference": a["reference"], "before": a["base"]["answer"], "after": a["tuned"]["answer"]} for a in rows_]
     return rows
 
 def method_report(rows: list[dict],  # what `collect_runs` returns

@@ -21,7 +21,7 @@ from ..core import Registry, atomic_dir, json_param
 __all__ = ['METHODS', 'LOADERS', 'METHOD_FILE', 'Method', 'register_method', 'list_methods', 'get_method', 'method_names',
            'make_config', 'parse_options', 'apply_method', 'register_loader', 'load_peft', 'save_trained',
            'load_trained', 'count_parameters', 'saved_bytes', 'FullConfig', 'apply_full', 'load_full',
-           'reload_difference']
+           'reload_difference', 'save_checked']
 
 # %% ../../nbs/20_methods.core.ipynb #5cecd2e9
 @dataclass(frozen=True)
@@ -201,3 +201,14 @@ def reload_difference(model: torch.nn.Module,  # the trained model, as it is in 
     diff = (reloaded(**x).logits.float() - model(**x).logits.float()).abs().max().item()
     model.train(was_training)
     return diff
+
+def save_checked(model: torch.nn.Module,  # the trained model or adapter
+                 folder,  # where it goes (`save_trained`)
+                 method: str,  # the method that trained it
+                 options: dict | None,  # the method's options
+                 base: PreTrainedModel,  # a fresh copy of the base model, to load it back onto
+                 tok,  # the tokenizer
+                ) -> tuple[Path, float]:
+    "Save with `save_trained`, load it back onto `base`: the folder and the largest logit difference (`reload_difference`)."
+    saved = save_trained(model, folder, method, options)
+    return saved, reload_difference(model, saved, base, tok)

@@ -18,6 +18,7 @@ from transformers import EarlyStoppingCallback, PreTrainedModel, PreTrainedToken
 from ..core import atomic_path, get_settings
 from ..data.audit import audit_records, check_audit
 from ..data.builtin import limit_rows, load_data, max_length_for
+from ..data.replay import mix_replay, replay_count, replay_records
 from ..data.records import write_jsonl
 from ..data.tokenize import IGNORE_INDEX, collator, tokenize_dataset
 from ..methods.core import apply_method, count_parameters, get_method
@@ -54,6 +55,7 @@ class SFTConfig:
     gradient_checkpointing: bool = False  # recompute activations in the backward pass: less memory, ~30% slower
     optim: str | None = None  # a transformers optimizer name; None: the method's (AdamW; paged 8-bit AdamW for QLoRA on a GPU)
     report_to: str = "none"  # "none", "tensorboard", "wandb" or both comma-separated; W&B runs offline unless WANDB_MODE says otherwise
+    replay: float = 0.0  # share of training rows that are the base model's own answers to general prompts (data.replay), against forgetting; 0: none
 
 # %% ../../nbs/32_train.sft.ipynb #b4c2577e
 def sft_config(params: dict,  # a job's parameters (or any dict): the keys that are SFTConfig fields are used
@@ -163,7 +165,7 @@ class TrainResult:
     config: SFTConfig  # the resolved training config
 
 def run_metrics(result: TrainResult,  # the run
-                before: dict | None = None,  # scores before training (`eval.core.evaluate_model`)
+                before: dict | None = None,  # scores before training (`eval.harness.Evaluation.run`)
                 after: dict | None = None,  # the same scores after training
                 saved: Path | str | None = None,  # the folder the trained result was saved in, for its size
                 **extra,  # anything else the job measured (a reload check, ...)
@@ -197,6 +199,8 @@ def train_sft(model: PreTrainedModel,  # the base model
     cfg, options = cfg or SFTConfig(), method_options or {}
     seed = get_settings().seed if cfg.seed is None else cfg.seed
     torch.manual_seed(seed)  # the method's fresh weights (LoRA's A) depend on it
+    replay = replay_records(model, tok, replay_count(len(data["train"]), cfg.replay), seed=seed) if cfg.replay else []
+    if replay: data = DatasetDict({**data, "train": mix_replay(data["train"], replay, seed)})  # asked of the base model, before any training
     if cfg.audit: check_audit(audit_records(list(data["train"]), tok, cfg.max_length))
     if cfg.packing and not get_method(method).packing:
         raise ValueError(f"Method {method!r} does not support packing (it needs position ids per example): set packing=False")
@@ -215,7 +219,7 @@ def train_sft(model: PreTrainedModel,  # the base model
     return TrainResult(model, history, method, options, cfg.lr or get_method(method).default_lr, seconds, trainer.state.global_step, steps,
                        trainer.state.global_step < steps, last.name if last else None, trainer.state.best_model_checkpoint, estimate,
                        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,  # KiB on Linux
-                       torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else None, {k: len(v) for k, v in data.items()}, cfg)
+                       torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else None, {k: len(v) for k, v in data.items()} | ({"replay": len(replay)} if cfg.replay else {}), cfg)
 
 def _estimate(model, train, cfg, method) -> MemoryEstimate:
     "The memory estimate for the longest batch among (at most) the first 10,000 training rows."
