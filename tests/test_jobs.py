@@ -53,7 +53,7 @@ def test_quickstart_writes_a_complete_run_and_repeats_exactly(out):
 
 
 @pytest.mark.parametrize("args, says", [
-    (["run", "quickstrat"], "Unknown job 'quickstrat'; jobs: compare, curate, eval, forgetting, quickstart, sweep, train"),
+    (["run", "quickstrat"], "Unknown job 'quickstrat'; jobs: compare, curate, eval, forgetting, quickstart, rag, sweep, train"),
     (["run", "quickstart", "-p", "max_step", "3"], "Unknown parameter(s) max_step for quickstart; valid: base_model"),
     (["run", "quickstart", "-p", "max_steps", "three"], "parameter 'max_steps' expects int, got 'three'"),
     (["run", "quickstart", "-p", "run_dir", "/tmp/x"], "Unknown parameter(s) run_dir"),
@@ -111,3 +111,14 @@ def test_forgetting_and_eval_jobs_check_a_train_run(out):
     assert r.returncode == 1 and "has no manifest.json naming its data: pass it with -p data" in r.stderr
     r = ft_nb("run", "eval", "--quick", "-p", "run", out / "t", "-p", "split", "val", "--output-root", out, "--run-name", "e3")
     assert r.returncode == 1 and "people has no split 'val'; it has train, validation, test" in r.stderr
+
+
+def test_rag_job_measures_four_options_and_recommends(out):
+    r = ft_nb("run", "rag", "--quick", "--output-root", out, "--run-name", "r")
+    assert r.returncode == 0, r.stderr[-2000:]
+    rep = json.loads((out / "r" / "rag.json").read_text())
+    assert list(rep["before"]) == ["closed-book base", "base + RAG", "fine-tuned", "fine-tuned + RAG"] and set(rep["recall"]) == {"bm25", "dense"}
+    assert rep["cost"]["base + RAG"]["prompt_tokens"] > rep["cost"]["closed-book base"]["prompt_tokens"] and rep["approach"]
+    assert len((out / "r" / "generations_changed.jsonl").read_text().splitlines()) == 2 and (out / "r" / "rag.png").is_file()
+    r = ft_nb("run", "rag", "--quick", "-p", "retriever", "tfidf", "--output-root", out, "--run-name", "bad")
+    assert r.returncode == 1 and "expected 'bm25', 'dense' or 'best'" in r.stderr

@@ -11,7 +11,7 @@ import importlib, inspect, platform, re, warnings
 from .builtin import register_dataset
 
 # %% auto #0
-__all__ = ['STDLIB_MODULES', 'make_stdlib', 'stdlib']
+__all__ = ['STDLIB_MODULES', 'make_stdlib', 'stdlib_documents', 'stdlib']
 
 # %% ../../nbs/11a_data.stdlib.ipynb #969bc5c2
 STDLIB_MODULES = ("json", "os.path", "re", "math", "statistics", "string", "textwrap", "itertools", "functools",
@@ -44,34 +44,45 @@ def _public_objects(mod):
         yield name, obj
 
 # %% ../../nbs/11a_data.stdlib.ipynb #c723b752
-def make_stdlib(modules: tuple[str, ...] = STDLIB_MODULES,  # the modules whose documentation is used
-                min_doc_chars: int = 40,  # shorter docstrings are skipped
-               ) -> list[dict]:
-    "Instruction records from the installed standard library's docstrings and signatures."
-    pyver, out = platform.python_version(), []
-    def add(kind, mod, user, answer):
-        out.append({"id": f"stdlib-{len(out):05d}", "source": "stdlib", "category": kind, "module": mod,
-                    "python_version": pyver, "messages": [{"role": "user", "content": user}, {"role": "assistant", "content": answer}]})
+def _documented(modules: tuple[str, ...], min_doc_chars: int):
+    "(module, dotted name, summary, signature or None, 'module'/'class'/'function') of each documented module and public object."
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for modname in modules:
             try: mod = importlib.import_module(modname)
             except ImportError: continue
-            if len(doc := _summary(inspect.getdoc(mod))) >= min_doc_chars:
-                add("module", modname, f"What is the Python module `{modname}` for?", doc)
+            if len(doc := _summary(inspect.getdoc(mod))) >= min_doc_chars: yield modname, modname, doc, None, "module"
             for name, obj in _public_objects(mod):
                 doc = _summary(inspect.getdoc(obj))
                 if len(doc) < min_doc_chars: continue
-                full = f"{modname}.{name}"
-                add("explain", modname, f"What does `{full}` do in Python?", doc)
                 try: sig = _clean_signature(str(inspect.signature(obj)))
                 except (TypeError, ValueError): sig = None
-                if sig and len(sig) < 200:
-                    kind = "class" if inspect.isclass(obj) else "function"
-                    add("signature", modname, f"What is the signature of the {kind} `{full}`?", f"`{full}{sig}`")
-                first = re.split(r"(?<=\.)\s", doc, maxsplit=1)[0]
-                add("locate", modname, f"Which standard library module provides `{name}`?", f"`{name}` is in the `{modname}` module. {first}")
+                yield modname, f"{modname}.{name}", doc, sig if sig and len(sig) < 200 else None, "class" if inspect.isclass(obj) else "function"
+
+def make_stdlib(modules: tuple[str, ...] = STDLIB_MODULES,  # the modules whose documentation is used
+                min_doc_chars: int = 40,  # shorter docstrings are skipped
+               ) -> list[dict]:
+    "Instruction records from the installed standard library's docstrings and signatures."
+    pyver, out = platform.python_version(), []
+    def add(kind, mod, user, answer, obj):
+        out.append({"id": f"stdlib-{len(out):05d}", "source": "stdlib", "category": kind, "module": mod, "object": obj,
+                    "python_version": pyver, "messages": [{"role": "user", "content": user}, {"role": "assistant", "content": answer}]})
+    for modname, full, doc, sig, kind in _documented(modules, min_doc_chars):
+        if kind == "module":
+            add("module", modname, f"What is the Python module `{modname}` for?", doc, modname); continue
+        name = full.rpartition(".")[2]
+        add("explain", modname, f"What does `{full}` do in Python?", doc, full)
+        if sig: add("signature", modname, f"What is the signature of the {kind} `{full}`?", f"`{full}{sig}`", full)
+        first = re.split(r"(?<=\.)\s", doc, maxsplit=1)[0]
+        add("locate", modname, f"Which standard library module provides `{name}`?", f"`{name}` is in the `{modname}` module. {first}", full)
     return out
+
+def stdlib_documents(modules: tuple[str, ...] = STDLIB_MODULES,  # the modules whose documentation is used
+                     min_doc_chars: int = 40,  # shorter docstrings are skipped
+                    ) -> list[dict]:
+    "The same documentation as documents for retrieval: one per module and public object (`id`: its dotted name; `text`: name and signature, then summary)."
+    return [{"id": full, "module": modname, "title": f"{full}{sig or ''}", "summary": doc, "text": f"{full}{sig or ''}: {doc}"}
+            for modname, full, doc, sig, _ in _documented(modules, min_doc_chars)]
 
 @register_dataset("stdlib")
 def stdlib() -> list[dict]:
