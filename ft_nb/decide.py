@@ -15,14 +15,15 @@ from datasets import Dataset, DatasetDict
 from .data.builtin import data_scorer
 from .eval.core import TaskSample
 from .eval.harness import Evaluation
-from .eval.metrics import paired_bootstrap
+from .eval.metrics import paired_bootstrap, token_f1
 from .rag import BM25Retriever, DenseRetriever, recall_at_k, retrieve_sample
 from .train.sft import SFTConfig, train_sft
 
 # %% auto #0
 __all__ = ['RULES', 'HYBRID', 'KNOW_PHRASING', 'ASK_PHRASING', 'OPTIONS', 'RETRIEVERS', 'Rule', 'rules_table', 'Scenario',
            'Recommendation', 'recommend', 'knowledge_records', 'doc_questions', 'change_facts', 'answer_options',
-           'measured_recommendation', 'plot_options', 'pick_retriever', 'train_on_documents', 'options_table']
+           'fact_shift', 'measured_recommendation', 'plot_options', 'pick_retriever', 'train_on_documents',
+           'options_table']
 
 # %% ../nbs/70_decide.ipynb #722d5d04
 @dataclass(frozen=True)
@@ -64,6 +65,7 @@ class Recommendation:
     approach: str  # "fine-tuning", "RAG", "hybrid (fine-tune + RAG)" or "prompting first"
     rules: list[Rule] = field(default_factory=list)  # the rows that applied
     evidence: list[str] = field(default_factory=list)  # what was measured, when the recommendation comes from a measurement
+    figures: dict = field(default_factory=dict)  # the measured differences behind `evidence`, by name
     @property
     def reasons(self) -> list[str]: return [f"{r.scenario}: {r.why}" for r in self.rules]
     @property
@@ -106,10 +108,10 @@ def doc_questions(docs: list[dict],  # documents with `id` and `summary`
 def change_facts(docs: list[dict],  # the documents
                  ids: list[str],  # the documents whose facts change (at least 2)
                 ) -> list[dict]:
-    "The documents with the summaries of `ids` rotated among them: each now describes what the next one did."
+    "The documents with the summaries of `ids` rotated by half their number: each now describes what a distant one did."
     if len(ids) < 2: raise ValueError(f"change_facts needs at least 2 documents to rotate, got {len(ids)}")
-    by = {d["id"]: d for d in docs}
-    new = {i: by[j]["summary"] for i, j in zip(ids, ids[1:] + ids[:1])}
+    by, half = {d["id"]: d for d in docs}, len(ids) // 2
+    new = {i: by[j]["summary"] for i, j in zip(ids, ids[half:] + ids[:half])}
     return [{**d, "summary": new[d["id"]], "text": f"{d['title']}: {new[d['id']]}"} if d["id"] in new else d for d in docs]
 
 # %% ../nbs/70_decide.ipynb #cd255605
@@ -133,24 +135,35 @@ def answer_options(ev: Evaluation,  # the questions (closed-book prompts), score
     return cost
 
 # %% ../nbs/70_decide.ipynb #e3797b0b
+def fact_shift(after: Evaluation,  # the options' answers after the change, scored against the new facts
+               old: TaskSample,  # the same questions with the old facts as references
+               option: str,  # which option
+              ) -> dict:
+    "How far `option`'s answers moved to the new facts: per item, token F1 against the new fact minus against the old, with its interval."
+    return paired_bootstrap([token_f1(a, r) for a, r in zip(after.answers[option], old.references)], [s["token_f1"] for s in after.scores[option]])
+
 def _better(ev: Evaluation, a: str, b: str, metric: str) -> dict:
     "b - a on `metric`, per item, with its paired-bootstrap interval."
     return paired_bootstrap([s[metric] for s in ev.scores[a]], [s[metric] for s in ev.scores[b]])
 
 def measured_recommendation(before: Evaluation,  # the four options on the original documents
                             after: Evaluation,  # the four options after the documents changed (the fine-tuned model not retrained)
+                            old: TaskSample,  # the changed questions with their old facts as references
+                            facts_change: bool = True,  # the team's answer: will the documents keep changing?
                             metric: str = "token_f1",  # the per-item score the decision rests on
                            ) -> Recommendation:
     "The approach the measurement supports, with the figures that support it."
     helps, adds = _better(before, "closed-book base", "base + RAG", metric), _better(before, "base + RAG", "fine-tuned + RAG", metric)
-    follows = _better(after, "fine-tuned", "base + RAG", metric)
     tuned_alone = _better(before, "closed-book base", "fine-tuned", metric)
+    shift = {o: fact_shift(after, old, o) for o in OPTIONS}
     fmt = lambda d: f"{d['diff']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}]"
     evidence = [f"retrieval vs closed book (base model): {metric} {fmt(helps)}", f"fine-tuning on top of retrieval: {fmt(adds)}",
                 f"fine-tuning alone vs the closed-book base: {fmt(tuned_alone)}",
-                f"after the documents changed, base + RAG vs the fine-tuned model: {fmt(follows)}"]
-    rec = recommend(factual_qa=helps["low"] > 0, changing_facts=follows["low"] > 0, new_knowledge=adds["low"] > 0 or (tuned_alone["low"] > 0 and helps["low"] <= 0))
-    return Recommendation(rec.approach, rec.rules, evidence)
+                *(f"after the change, {o} moved toward the new facts by {fmt(shift[o])}" for o in OPTIONS)]
+    follows = any(shift[o]["low"] > 0 for o in OPTIONS if o.endswith("RAG"))
+    rec = recommend(factual_qa=helps["low"] > 0, changing_facts=facts_change and follows, new_knowledge=adds["low"] > 0 or (tuned_alone["low"] > 0 and helps["low"] <= 0))
+    figures = {"retrieval_helps": helps, "finetuning_adds": adds, "finetuning_alone": tuned_alone, **{f"shift {o}": s for o, s in shift.items()}}
+    return Recommendation(rec.approach, rec.rules, evidence, figures)
 
 # %% ../nbs/70_decide.ipynb #070f6cc6
 def plot_options(before: Evaluation,  # the four options on the original documents

@@ -53,7 +53,7 @@ def test_quickstart_writes_a_complete_run_and_repeats_exactly(out):
 
 
 @pytest.mark.parametrize("args, says", [
-    (["run", "quickstrat"], "Unknown job 'quickstrat'; jobs: compare, curate, eval, forgetting, quickstart, rag, sweep, train"),
+    (["run", "quickstrat"], "Unknown job 'quickstrat'; jobs: compare, curate, eval, forgetting, instruct, quickstart, rag, sweep, train"),
     (["run", "quickstart", "-p", "max_step", "3"], "Unknown parameter(s) max_step for quickstart; valid: base_model"),
     (["run", "quickstart", "-p", "max_steps", "three"], "parameter 'max_steps' expects int, got 'three'"),
     (["run", "quickstart", "-p", "run_dir", "/tmp/x"], "Unknown parameter(s) run_dir"),
@@ -122,3 +122,14 @@ def test_rag_job_measures_four_options_and_recommends(out):
     assert len((out / "r" / "generations_changed.jsonl").read_text().splitlines()) == 2 and (out / "r" / "rag.png").is_file()
     r = ft_nb("run", "rag", "--quick", "-p", "retriever", "tfidf", "--output-root", out, "--run-name", "bad")
     assert r.returncode == 1 and "expected 'bm25', 'dense' or 'best'" in r.stderr
+
+
+def test_instruct_job_keeps_held_out_tasks_out_of_training(out):
+    r = ft_nb("run", "instruct", "--quick", "-p", "held_out", "kind_of", "--output-root", out, "--run-name", "i")
+    assert r.returncode == 0, r.stderr[-2000:]
+    made = json.loads((out / "i" / "mixture.json").read_text())
+    assert "kind_of" not in made["records"] and sum(made["records"].values()) == 40 and abs(sum(made["rates"].values()) - 1) < 1e-9
+    rep = json.loads((out / "i" / "instruct.json").read_text())
+    assert list(rep) == ["kind_of"] and rep["kind_of"]["items"] == 4 and rep["kind_of"]["split"] == "held-out task kind_of"
+    r = ft_nb("run", "instruct", "--quick", "-p", "held_out", "nope", "--output-root", out, "--run-name", "bad")
+    assert r.returncode == 1 and "unknown task(s) ['nope']" in r.stderr
