@@ -10,9 +10,11 @@ import random
 from dataclasses import dataclass
 
 from .builtin import builtin_records
+from .load import load_records
 
 # %% auto #0
-__all__ = ['Task', 'task_records', 'builtin_tasks', 'mixing_rates', 'mixture', 'hold_out']
+__all__ = ['INSTRUCTION_SETS', 'Task', 'task_records', 'builtin_tasks', 'mixing_rates', 'mixture', 'hold_out',
+           'tasks_from_records', 'load_instruction_set']
 
 # %% ../../nbs/18c_data.mixture.ipynb #d125296b
 @dataclass(frozen=True)
@@ -83,8 +85,10 @@ def mixture(tasks: list[Task],  # the training tasks
            ) -> list[dict]:
     "`n` records from `tasks` at their mixing rates, shuffled; rows repeat only once a task's rows run out."
     rng, out = random.Random(seed), []
-    for t, rate in zip(tasks, mixing_rates({t.name: len(t) for t in tasks}, cap, temperature).values()):
-        k = round(rate * n)
+    rates = list(mixing_rates({t.name: len(t) for t in tasks}, cap, temperature).values())
+    counts = [int(r * n) for r in rates]  # largest remainders get the rows rounding down left over, so the total is exactly n
+    for i in sorted(range(len(rates)), key=lambda i: int(rates[i] * n) - rates[i] * n)[:n - sum(counts)]: counts[i] += 1
+    for t, k in zip(tasks, counts):
         pool = [r for form in ("zero", "few") for r in task_records(t, form, seed=seed)]
         zero, few = pool[:len(t)], pool[len(t):]
         n_few = round(few_shot_share * k)
@@ -100,3 +104,26 @@ def hold_out(tasks: dict[str, Task],  # all tasks by name
     "The training tasks and the held-out tasks."
     if unknown := set(names) - set(tasks): raise ValueError(f"held_out: unknown task(s) {sorted(unknown)}; tasks: {sorted(tasks)}")
     return [t for k, t in tasks.items() if k not in names], [tasks[k] for k in names]
+
+# %% ../../nbs/18c_data.mixture.ipynb #9e976682
+INSTRUCTION_SETS = {"dolly": ("databricks/databricks-dolly-15k", "category"), "alpaca": ("tatsu-lab/alpaca", None)}
+
+def tasks_from_records(records,  # chat records (a list or a Dataset)
+                       task_field: str | None = "category",  # the column naming each row's task; None: one task
+                       name: str = "data",  # the task's name when there is no task column
+                      ) -> dict[str, Task]:
+    "One Task per value of `task_field` (or one in all), each row's question as input and answer as output."
+    groups: dict[str, list] = {}
+    for r in records:
+        key = str(r.get(task_field) or name) if task_field else name
+        groups.setdefault(key, []).append({"input": r["messages"][-2]["content"], "output": r["messages"][-1]["content"]})
+    return {k: Task(k, tuple(v), ("{input}",)) for k, v in sorted(groups.items())}
+
+def load_instruction_set(source: str,  # "dolly", "alpaca", a hub dataset name, or a local file or folder
+                         task_field: str | None = None,  # the task column; None: the known set's own ('category' for Dolly)
+                         split: str = "train",  # the hub split
+                        ) -> dict[str, Task]:
+    "An instruction set's tasks: a known name resolved to its hub dataset, read with `data.load`, grouped by its task column."
+    hub, known_field = INSTRUCTION_SETS.get(source, (source, None))
+    records, _ = load_records(hub, split=split)
+    return tasks_from_records(records, task_field or known_field, name=source.rsplit("/", 1)[-1])

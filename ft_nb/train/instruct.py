@@ -13,7 +13,7 @@ from ..data.mixture import Task, task_records
 from ..eval.harness import Decoding, Evaluation, evaluation_for
 
 # %% auto #0
-__all__ = ['held_out_evaluations', 'answer_all', 'held_out_table', 'plot_held_out']
+__all__ = ['held_out_evaluations', 'answer_all', 'held_out_reports', 'held_out_table', 'plot_held_out']
 
 # %% ../../nbs/34_train.instruct.ipynb #ea17f35b
 def held_out_evaluations(tasks: list[Task],  # the held-out tasks
@@ -36,26 +36,29 @@ def answer_all(evs: dict[str, Evaluation],  # what `held_out_evaluations` return
     "Every held-out task answered by `model` as `name`; returns each task's summary."
     return {k: ev.run(name, model) for k, ev in evs.items()}
 
-def held_out_table(evs: dict[str, Evaluation],  # answered by "base" and "tuned"
+def held_out_reports(evs: dict[str, Evaluation]) -> dict[str, dict]:  # answered by "base" and "tuned"
+    "Each held-out task's comparison of the tuned model with the base (`Evaluation.compare`)."
+    return {k: ev.compare("base", "tuned") for k, ev in evs.items()}
+
+def held_out_table(reports: dict[str, dict],  # what `held_out_reports` returned
                    metrics: tuple[str, ...] = ("exact_match", "token_f1"),  # the per-item scores to show
                   ) -> str:
     "A markdown table: per held-out task and metric, base, tuned, the difference and its 95% interval."
     lines = ["| held-out task | items | metric | base | tuned | tuned - base | 95% CI |", "|---|---|---|---|---|---|---|"]
-    for k, ev in evs.items():
-        rep = ev.compare("base", "tuned")
+    for k, rep in reports.items():
         for m in metrics:
             d = rep["difference"][m]
             lines.append(f"| {k} | {rep['items']} | {m} | {rep['models']['base'][m]:.3f} | {rep['models']['tuned'][m]:.3f} | {d['diff']:+.3f} | [{d['low']:+.3f}, {d['high']:+.3f}] |")
     return "\n".join(lines)
 
-def plot_held_out(evs: dict[str, Evaluation],  # answered by "base" and "tuned"
+def plot_held_out(reports: dict[str, dict],  # what `held_out_reports` returned
                   metric: str = "token_f1",  # the per-item score to plot
                   ax=None,  # axes to draw on; None: a new figure
                  ):
     "Each held-out task's change in `metric` with its 95% interval; returns the axes."
-    if ax is None: _, ax = plt.subplots(figsize=(6, 0.8 + 0.5 * len(evs)))
-    d = [ev.compare("base", "tuned")["difference"][metric] for ev in evs.values()]
+    if ax is None: _, ax = plt.subplots(figsize=(6, 0.8 + 0.5 * len(reports)))
+    d = [rep["difference"][metric] for rep in reports.values()]
     ax.errorbar([x["diff"] for x in d], range(len(d)), xerr=[[x["diff"] - x["low"] for x in d], [x["high"] - x["diff"] for x in d]], fmt="o", capsize=4)
-    ax.axvline(0, color="k", lw=0.8); ax.set_yticks(range(len(d)), list(evs)); ax.invert_yaxis()
+    ax.axvline(0, color="k", lw=0.8); ax.set_yticks(range(len(d)), list(reports)); ax.invert_yaxis()
     ax.set(xlabel=f"{metric}: tuned - base (95% paired bootstrap)", title="held-out tasks, zero-shot"); ax.grid(axis="x", alpha=.3)
     return ax
