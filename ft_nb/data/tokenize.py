@@ -47,9 +47,11 @@ def tokenize_chat(messages: list[dict],  # a conversation
 def tokenize_dataset(ds: Dataset,  # a split of chat records
                      tok: PreTrainedTokenizerBase,  # the tokenizer whose chat template renders them
                      max_length: int = 512,  # truncate to this many tokens
+                     keep: tuple[str, ...] = (),  # columns kept beside the tokens (e.g. a category, for balanced sampling)
                     ) -> tuple[Dataset, int]:
     "Tokenize a split of chat records; returns the tokenized split and how many rows were dropped for having no supervised token."
-    out = ds.map(lambda r: tokenize_chat(r["messages"], tok, max_length), remove_columns=ds.column_names, desc="tokenize")
+    if missing := set(keep) - set(ds.column_names): raise ValueError(f"the rows have no column(s) {sorted(missing)}; they have {ds.column_names}")
+    out = ds.map(lambda r: tokenize_chat(r["messages"], tok, max_length), remove_columns=[c for c in ds.column_names if c not in keep], desc="tokenize")
     kept = out.filter(lambda r: r["n_supervised"] > 0, desc="drop empty labels")
     return kept, len(out) - len(kept)
 

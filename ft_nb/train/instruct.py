@@ -10,7 +10,7 @@ import matplotlib.pyplot as plt
 from datasets import Dataset
 
 from ..data.mixture import Task, task_records
-from ..eval.harness import Decoding, Evaluation, evaluation_for
+from ..eval.harness import Evaluation, evaluation_for
 
 # %% auto #0
 __all__ = ['held_out_evaluations', 'answer_all', 'held_out_reports', 'held_out_table', 'plot_held_out']

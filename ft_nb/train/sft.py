@@ -19,6 +19,7 @@ from ..core import atomic_path, get_settings
 from ..data.audit import audit_records, check_audit
 from ..data.builtin import limit_rows, load_data, max_length_for
 from ..data.replay import mix_replay, replay_count, replay_records
+from ..data.split import sampling_weights
 from ..data.records import write_jsonl
 from ..data.tokenize import IGNORE_INDEX, collator, tokenize_dataset
 from ..methods.core import apply_method, count_parameters, get_method
@@ -28,7 +29,7 @@ from .packing import packing_collator, packing_context
 
 # %% auto #0
 __all__ = ['SFTConfig', 'sft_config', 'History', 'plot_losses', 'save_history', 'plot_lr', 'TokenCounts', 'TrainResult',
-           'run_metrics', 'train_sft', 'training_data']
+           'run_metrics', 'balanced_sampler', 'BalancedTrainer', 'train_sft', 'training_data']
 
 # %% ../../nbs/32_train.sft.ipynb #90d9ebac
 @dataclass
@@ -56,6 +57,7 @@ class SFTConfig:
     optim: str | None = None  # a transformers optimizer name; None: the method's (AdamW; paged 8-bit AdamW for QLoRA on a GPU)
     report_to: str = "none"  # "none", "tensorboard", "wandb" or both comma-separated; W&B runs offline unless WANDB_MODE says otherwise
     replay: float = 0.0  # share of training rows that are the base model's own answers to general prompts (data.replay), against forgetting; 0: none
+    balance_by: str | None = None  # a row field (e.g. 'category'): rows drawn with replacement so every value weighs the same (data.split.sampling_weights); None: plain shuffling
 
 # %% ../../nbs/32_train.sft.ipynb #b4c2577e
 def sft_config(params: dict,  # a job's parameters (or any dict): the keys that are SFTConfig fields are used
@@ -185,6 +187,21 @@ def run_metrics(result: TrainResult,  # the run
             "peak_rss_gib": result.peak_rss_gib, "peak_gpu_gib": result.peak_gpu_gib,
             "memory_estimate_gib": result.memory_estimate.total / 2**30, "counts": result.rows, "config": dataclasses.asdict(result.config), "before": before or {}, "after": after or {}, **extra}
 
+# %% ../../nbs/32_train.sft.ipynb #6b34bd09
+def balanced_sampler(weights: list[float],  # one weight per training row
+                     seed: int = 0,  # the draw's seed
+                    ) -> torch.utils.data.Sampler:
+    "Draws as many rows as there are, with replacement, each with probability proportional to its weight."
+    return torch.utils.data.WeightedRandomSampler(weights, num_samples=len(weights), replacement=True, generator=torch.Generator().manual_seed(seed))
+
+class BalancedTrainer(Trainer):
+    "A Trainer whose training rows are drawn by `balanced_sampler`, seeded by the run's seed."
+    def __init__(self, *args, weights: list[float], **kw):
+        super().__init__(*args, **kw)
+        self.weights = weights
+
+    def _get_train_sampler(self, train_dataset=None): return balanced_sampler(self.weights, self.args.seed)
+
 # %% ../../nbs/32_train.sft.ipynb #146bcc10
 def train_sft(model: PreTrainedModel,  # the base model
               tok: PreTrainedTokenizerBase,  # its tokenizer, with a chat template
@@ -206,7 +223,7 @@ def train_sft(model: PreTrainedModel,  # the base model
         raise ValueError(f"Method {method!r} does not support packing (it needs position ids per example): set packing=False")
     if cfg.save_every and output_dir is None: raise ValueError("save_every needs an output_dir to keep the checkpoints in")
     model = apply_method(model, method, **options)
-    train, dropped = tokenize_dataset(data["train"], tok, cfg.max_length)
+    train, dropped = tokenize_dataset(data["train"], tok, cfg.max_length, keep=(cfg.balance_by,) if cfg.balance_by else ())
     val = tokenize_dataset(data["validation"], tok, cfg.max_length)[0] if len(data.get("validation", [])) else None
     if dropped: print(f"dropped {dropped} training rows with no supervised token after truncation to {cfg.max_length}")
     if len(train) == 0: raise ValueError("No training rows left after tokenization: check the data and max_length")
@@ -285,7 +302,8 @@ def _run_trainer(model, tok, train, val, method, cfg, seed, output_dir, callback
     keep = ["input_ids", "attention_mask", "labels"]
     history, counts = History(), TokenCounts()
     with _env(env):
-        trainer = Trainer(model=model, args=args, train_dataset=train.select_columns(keep),
+        balance = {"weights": sampling_weights([{cfg.balance_by: v} for v in train[cfg.balance_by]], cfg.balance_by)} if cfg.balance_by else {}
+        trainer = (BalancedTrainer if balance else Trainer)(model=model, args=args, train_dataset=train.select_columns(keep), **balance,
                           eval_dataset=val.select_columns(keep) if has_val else None,
                           data_collator=packing_collator() if cfg.packing else collator(tok),
                           callbacks=[history, counts, MarkComplete(), *(callbacks or [])])
