@@ -13,7 +13,8 @@ from .core import _package_root, atomic_write_json, check_interrupted, finish_ru
 
 # %% auto #0
 __all__ = ['RESERVED', 'jobs_dir', 'list_jobs', 'resolve_job', 'job_parameters', 'in_range', 'coerce', 'check_parameters',
-           'JobFailed', 'run_job', 'run_variants', 'compare_methods', 'format_jobs', 'format_counts', 'main']
+           'read_param_files', 'JobFailed', 'run_job', 'run_variants', 'compare_methods', 'format_jobs',
+           'format_counts', 'main']
 
 # %% ../nbs/61_cli.ipynb #97077111
 def jobs_dir() -> Path:
@@ -96,6 +97,40 @@ def check_parameters(nb: Path | str,  # a job notebook
     if bad := [k for k in params if k not in valid]:
         raise ValueError(f"Unknown parameter(s) {', '.join(bad)} for {Path(nb).stem}; valid: {', '.join(valid)}")
     return {k: in_range(k, coerce(k, v, specs[k]["type"]), specs[k].get("range")) for k, v in params.items()}
+
+# %% ../nbs/61_cli.ipynb #bc19564d
+def _typed(name: str, value, type_name: str, where: str):
+    "A YAML value checked against the declared type (strings converted as on the command line)."
+    try:
+        if isinstance(value, str): return coerce(name, value, type_name)
+        alts = re.sub(r"Optional\[(.+)\]", r"\1 | None", type_name or "")
+        ok = {"None": value is None, "bool": isinstance(value, bool), "int": isinstance(value, int) and not isinstance(value, bool),
+              "float": isinstance(value, (int, float)) and not isinstance(value, bool)}
+        names = [t.strip() for t in alts.split("|") if t.strip()]
+        if not names or any(ok.get(t) for t in names): return float(value) if names == ["float"] else value
+        raise ValueError(f"parameter {name!r} expects {type_name}, got {value!r} ({type(value).__name__})")
+    except ValueError as e: raise ValueError(f"{where}: {e}") from None
+
+def read_param_files(paths: list[Path | str],  # YAML files, in order: later ones win
+                     nb: Path | str,  # the job notebook they are for
+                     specs: dict | None = None,  # its `job_parameters`, if already read
+                    ) -> dict:
+    "The parameters the YAML files set, checked against job `nb`'s parameters cell: known names, declared types, ranges."
+    import yaml
+    specs, out = specs or job_parameters(nb), {}
+    valid = [k for k in specs if k not in RESERVED]
+    for path in paths:
+        if not Path(path).is_file(): raise FileNotFoundError(f"No parameter file at {path}")
+        try: data = yaml.safe_load(Path(path).read_text()) or {}
+        except yaml.YAMLError as e: raise ValueError(f"{path}: not valid YAML: {e}") from None
+        if not isinstance(data, dict): raise ValueError(f"{path}: expected a mapping of parameter names to values, got a {type(data).__name__}")
+        if bad := [str(k) for k in data if k not in valid]:
+            raise ValueError(f"{path}: unknown parameter(s) {', '.join(bad)} for {Path(nb).stem}; valid: {', '.join(valid)}")
+        for k, v in data.items():
+            value = _typed(k, v, specs[k]["type"], str(path))
+            try: out[k] = in_range(k, value, specs[k].get("range"))
+            except ValueError as e: raise ValueError(f"{path}: {e}") from None
+    return out
 
 # %% ../nbs/61_cli.ipynb #88c73663
 def _check_resumable(run_dir: Path, job: str, values: dict):
@@ -218,6 +253,7 @@ def _parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="run a job notebook into outputs/<run-name>/")
     r.add_argument("job", help="a job name (see `ft_nb list`) or a path to a notebook")
     r.add_argument("-p", "--param", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"), help="set a parameter")
+    r.add_argument("-f", "--params-file", action="append", default=[], metavar="YAML", help="parameters from a YAML file (repeatable; later files win, -p wins over files)")
     r.add_argument("--quick", action="store_true", help="the quick profile: tiny model, a few steps")
     r.add_argument("--run-name", help="folder name under the output root (default: the job's run_name, else <job>-<time>)")
     r.add_argument("--output-root", help="where run folders go (default: settings.ini's output_root)")
@@ -249,6 +285,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(rest)
     try:
         if args.cmd == "list": print(format_jobs()); return 0
+        if args.params_file: params = read_param_files(args.params_file, resolve_job(args.job)) | params
         if args.quick: params["quick"] = "True"
         run_dir = run_job(args.job, params, run_name=args.run_name, output_root=args.output_root, overwrite=args.overwrite, resume=args.resume)
     except JobFailed as e:

@@ -133,3 +133,17 @@ def test_instruct_job_keeps_held_out_tasks_out_of_training(out):
     assert list(rep) == ["kind_of"] and rep["kind_of"]["items"] == 4 and rep["kind_of"]["split"] == "held-out task kind_of"
     r = ft_nb("run", "instruct", "--quick", "-p", "held_out", "nope", "--output-root", out, "--run-name", "bad")
     assert r.returncode == 1 and "unknown task(s) ['nope']" in r.stderr
+
+
+def test_parameter_files_are_checked_and_then_used(out, tmp_path):
+    (tmp_path / "bad.yaml").write_text("max_steps: two\n")
+    r = ft_nb("run", "quickstart", "-f", tmp_path / "bad.yaml", "--output-root", out)
+    assert r.returncode == 2 and "bad.yaml: parameter 'max_steps' expects int, got 'two'" in r.stderr and not out.exists()
+    (tmp_path / "typo.yaml").write_text("max_step: 2\n")
+    r = ft_nb("run", "quickstart", "-f", tmp_path / "typo.yaml", "--output-root", out)
+    assert r.returncode == 2 and "typo.yaml: unknown parameter(s) max_step for quickstart" in r.stderr and not out.exists()
+    (tmp_path / "good.yaml").write_text("max_steps: 3\nlr: 2.0e-3\nn_probes: 2\n")
+    r = ft_nb("run", "quickstart", "--quick", "-f", tmp_path / "good.yaml", "-p", "max_steps", "2", "--output-root", out, "--run-name", "f")
+    assert r.returncode == 0, r.stderr[-2000:]
+    params = json.loads((out / "f" / "manifest.json").read_text())["params"]
+    assert (params["max_steps"], params["lr"], params["n_probes"]) == (2, 2e-3, 2)  # -p wins over the file
