@@ -142,6 +142,10 @@ def fact_shift(after: Evaluation,  # the options' answers after the change, scor
     "How far `option`'s answers moved to the new facts: per item, token F1 against the new fact minus against the old, with its interval."
     return paired_bootstrap([token_f1(a, r) for a, r in zip(after.answers[option], old.references)], [s["token_f1"] for s in after.scores[option]])
 
+def _mean_ci(values: list[float]) -> dict:
+    "The mean of `values` with a 95% bootstrap interval (the paired bootstrap against zero)."
+    return paired_bootstrap([0.0] * len(values), values)
+
 def _better(ev: Evaluation, a: str, b: str, metric: str) -> dict:
     "b - a on `metric`, per item, with its paired-bootstrap interval."
     return paired_bootstrap([s[metric] for s in ev.scores[a]], [s[metric] for s in ev.scores[b]])
@@ -174,7 +178,7 @@ def plot_options(before: Evaluation,  # the four options on the original documen
     "Each option's mean score, with a 95% bootstrap interval, before and after the documents changed; returns the axes."
     if ax is None: _, ax = plt.subplots(figsize=(8, 3.6))
     for dx, ev, label in ((-0.2, before, "original documents"), (0.2, after, "after the change (changed items)")):
-        ci = [paired_bootstrap([0.0] * len(ev.sample), [s[metric] for s in ev.scores[o]]) for o in OPTIONS]  # the mean against 0
+        ci = [_mean_ci([s[metric] for s in ev.scores[o]]) for o in OPTIONS]
         ax.bar([i + dx for i in range(len(OPTIONS))], [c["diff"] for c in ci], 0.4, label=label,
                yerr=[[c["diff"] - c["low"] for c in ci], [c["high"] - c["diff"] for c in ci]], capsize=3)
     ax.set_xticks(range(len(OPTIONS)), OPTIONS); ax.set(ylabel=metric, title="four options on the same questions (95% CI)")
@@ -216,7 +220,7 @@ def options_table(before: Evaluation,  # the four options on the original docume
                   metric: str = "token_f1",  # the per-item score to show
                  ) -> str:
     "Quality before and after the change (95% bootstrap intervals) and cost, one row per option."
-    ci = lambda ev, o: paired_bootstrap([0.0] * len(ev.sample), [s[metric] for s in ev.scores[o]])
+    ci = lambda ev, o: _mean_ci([s[metric] for s in ev.scores[o]])
     fmt = lambda c: f"{c['diff']:.3f} [{c['low']:.3f}, {c['high']:.3f}]"
     lines = [f"| option | {metric}, {len(before.sample)} questions | {metric} after the change, {len(after.sample)} changed | s / answer | prompt tokens | training s |", "|---|---|---|---|---|---|"]
     for o in OPTIONS:

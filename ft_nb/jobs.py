@@ -91,11 +91,12 @@ def write_evaluation(self: Job, ev: Evaluation,  # answers of the base model and
     "Write the comparison of `b` against `a` and its per-item and per-probe files; returns the figures for `metrics.json`."
     report = ev.compare(a, b)
     self.write_json("eval.json", report); self.write_text("eval.md", comparison_table(report) + "\n")
-    self.write_jsonl("generations.jsonl", ev.rows())
+    rows = ev.rows()
+    self.write_jsonl("generations.jsonl", rows)
     for m in ev.answers: self.write_json(f"alpaca_eval/{m}.json", ev.alpaca(m, f"{self.name}:{m}"))
     if report["items"]:
         self.save_figure(plot_comparison(report).figure, "eval.png")
-        write_review(self.dir, ev.rows(), a, b, seed=self.seed, title=f"{self.name} run {self.dir.name}")
+        write_review(self.dir, rows, a, b, seed=self.seed, title=f"{self.name} run {self.dir.name}")
     if "probes" in report:
         self.write_jsonl("probes.jsonl", probe_pairs(ev.probe_rows[a], ev.probe_rows[b]))
         self.save_figure(plot_probe_report(report["probes"]).figure, "forgetting.png")
