@@ -177,7 +177,7 @@ def run_job(job: str,  # a job name or a path to a notebook
     atomic_write_json(run_dir / "manifest.json", m)
     out_nb = run_dir / f"{nb.stem}.ipynb"
     try:
-        pm.execute_notebook(str(nb), str(out_nb), parameters={**values, "run_dir": str(run_dir)}, cwd=str(nb.parent),
+        pm.execute_notebook(str(nb), str(out_nb), parameters={**values, "run_dir": str(run_dir)}, cwd=os.getcwd(),  # relative paths in parameters mean what they mean to the caller
                             kernel_name="python3", progress_bar=progress, log_output=False)
     except pm.PapermillExecutionError as e:
         finish_run(run_dir, "failed", error=f"{e.ename}: {e.evalue}", failed_cell=e.exec_count, notebook=str(out_nb))

@@ -6,24 +6,25 @@ Docs: https://ft-nb.github.io/ft_nb/decide.html.md"""
 
 # %% ../nbs/70_decide.ipynb #408a0f90
 from __future__ import annotations
-import statistics, time
+import re, statistics, time
 from dataclasses import dataclass, field
 
 import matplotlib.pyplot as plt
 from datasets import Dataset, DatasetDict
 
 from .data.builtin import data_scorer
+from .data.stdlib import STDLIB_MODULES, stdlib_documents
 from .eval.core import TaskSample
 from .eval.harness import Evaluation
 from .eval.metrics import paired_bootstrap, token_f1
-from .rag import BM25Retriever, DenseRetriever, recall_at_k, retrieve_sample
+from .rag import BM25Retriever, DenseRetriever, folder_documents, read_questions, recall_at_k, retrieve_sample
 from .train.sft import SFTConfig, train_sft
 
 # %% auto #0
-__all__ = ['RULES', 'HYBRID', 'KNOW_PHRASING', 'ASK_PHRASING', 'OPTIONS', 'RETRIEVERS', 'Rule', 'rules_table', 'Scenario',
-           'Recommendation', 'recommend', 'knowledge_records', 'doc_questions', 'change_facts', 'answer_options',
-           'fact_shift', 'measured_recommendation', 'plot_options', 'pick_retriever', 'train_on_documents',
-           'options_table']
+__all__ = ['RULES', 'HYBRID', 'KNOW_PHRASING', 'ASK_PHRASING', 'PASSAGE_PHRASING', 'OPTIONS', 'RETRIEVERS', 'Rule', 'rules_table',
+           'Scenario', 'Recommendation', 'recommend', 'knowledge_records', 'Corpus', 'stdlib_corpus', 'load_corpus',
+           'answer_options', 'fact_shift', 'measured_recommendation', 'plot_options', 'pick_retriever',
+           'train_on_documents', 'options_table']
 
 # %% ../nbs/70_decide.ipynb #722d5d04
 @dataclass(frozen=True)
@@ -90,29 +91,66 @@ def recommend(scenario: Scenario | None = None,  # the answers; None: built from
 # %% ../nbs/70_decide.ipynb #9e299b2d
 KNOW_PHRASING = "Describe `{id}` from the Python documentation."
 ASK_PHRASING = "What does `{id}` do in Python?"
+PASSAGE_PHRASING = "What does `{id}` of the documents say?"
 
-def knowledge_records(docs: list[dict],  # documents with `id` and `summary`
+def knowledge_records(docs: list[dict],  # documents with `id` and `summary` (or `text`)
                       phrasing: str = KNOW_PHRASING,  # the training question, with {id}
                      ) -> list[dict]:
-    "Training rows that put each document's summary into the model, asked for by name."
-    return [{"messages": [{"role": "user", "content": phrasing.format(id=d["id"])}, {"role": "assistant", "content": d["summary"]}]} for d in docs]
+    "Training rows that put each document's summary (or, without one, its text) into the model, asked for by name."
+    return [{"messages": [{"role": "user", "content": phrasing.format(id=d["id"])}, {"role": "assistant", "content": d.get("summary", d["text"])}]} for d in docs]
 
-def doc_questions(docs: list[dict],  # documents with `id` and `summary`
-                  ids: list[str],  # which documents to ask about
-                  phrasing: str = ASK_PHRASING,  # the test question, with {id}
-                 ) -> TaskSample:
-    "Questions about documents `ids`, each answered by its document's current summary (exact match as the data's own score)."
+@dataclass
+class Corpus:
+    "Documents and the questions asked about them: what the four options are measured on."
+    docs: list[dict]  # passages for retrieval: `id`, `text` (and `title`, `summary`)
+    questions: list[dict]  # `question`, `answer`, and `doc`: the id of the passage that holds the answer
+    records: list[dict]  # the fine-tuning rows (`knowledge_records` of the documents)
+
+    def sample(self, key: str = "answer") -> TaskSample:
+        "The questions as closed-book prompts, `key` as the references (exact match as the data's own score)."
+        return TaskSample([[{"role": "user", "content": q["question"]}] for q in self.questions], [q[key] for q in self.questions], data_scorer("stdlib"))
+
+    def change(self, n: int) -> Corpus:
+        "Rotate the answers of the first `n` questions (distinct answers, each word for word in its passage) by half their number: each passage now states what a distant one did. The changed documents, with only those questions (`old_answer` kept)."
+        picked, seen = [], set()
+        for q in self.questions:
+            if len(picked) == n: break
+            if q["answer"] not in seen and q["answer"] in self._by_id[q["doc"]]["text"]: picked.append(q); seen.add(q["answer"])
+        if len(picked) < max(n, 2): raise ValueError(f"changing facts needs {max(n, 2)} questions with distinct answers that stand word for word in their passages; found {len(picked)}")
+        new = [q["answer"] for q in picked[n // 2:] + picked[:n // 2]]
+        edits = {}  # passage id -> {old answer: new answer}, replaced together so that two answers of one passage can swap
+        for q, a in zip(picked, new): edits.setdefault(q["doc"], {})[q["answer"]] = a
+        def edit(d, swap):
+            pattern = re.compile("|".join(map(re.escape, sorted(swap, key=len, reverse=True))))
+            sub = lambda s: pattern.sub(lambda m: swap[m.group(0)], s)
+            return {**d, "text": sub(d["text"]), **({"summary": sub(d["summary"])} if "summary" in d else {})}
+        docs = [edit(d, edits[d["id"]]) if d["id"] in edits else d for d in self.docs]
+        return Corpus(docs, [{**q, "answer": a, "old_answer": q["answer"]} for q, a in zip(picked, new)], self.records)
+
+    @property
+    def _by_id(self) -> dict: return {d["id"]: d for d in self.docs}
+
+def stdlib_corpus(modules: tuple[str, ...],  # standard-library modules whose documentation is the document set
+                  n_questions: int,  # questions, about the first documented objects (not whole modules)
+                 ) -> Corpus:
+    "The documentation of `modules`: each question asks what an object does, answered by its summary; fine-tuning rows ask for it in another phrasing."
+    docs = stdlib_documents(modules)
+    ids = [d["id"] for d in docs if d["id"] != d["module"]][:n_questions]
     by = {d["id"]: d for d in docs}
-    return TaskSample([[{"role": "user", "content": phrasing.format(id=i)}] for i in ids], [by[i]["summary"] for i in ids], data_scorer("stdlib"))
+    return Corpus(docs, [{"question": ASK_PHRASING.format(id=i), "answer": by[i]["summary"], "doc": i} for i in ids], knowledge_records(docs))
 
-def change_facts(docs: list[dict],  # the documents
-                 ids: list[str],  # the documents whose facts change (at least 2)
-                ) -> list[dict]:
-    "The documents with the summaries of `ids` rotated by half their number: each now describes what a distant one did."
-    if len(ids) < 2: raise ValueError(f"change_facts needs at least 2 documents to rotate, got {len(ids)}")
-    by, half = {d["id"]: d for d in docs}, len(ids) // 2
-    new = {i: by[j]["summary"] for i, j in zip(ids, ids[half:] + ids[:half])}
-    return [{**d, "summary": new[d["id"]], "text": f"{d['title']}: {new[d['id']]}"} if d["id"] in new else d for d in docs]
+def load_corpus(documents: str,  # "stdlib", "stdlib:json,math", or a folder of .md/.txt files
+                questions: str = "",  # with a folder: its questions JSONL file (see `rag.read_questions`)
+                n_questions: int = 48,  # questions used at most (the first ones)
+                max_words: int = 120,  # a folder's passage size, in words
+               ) -> Corpus:
+    "The documents and questions to measure on: the standard library's documentation, or a user's folder and questions file."
+    if documents == "stdlib" or documents.startswith("stdlib:"):
+        modules = tuple(m.strip() for m in documents.partition(":")[2].split(",") if m.strip())
+        return stdlib_corpus(modules or STDLIB_MODULES, n_questions)
+    if not questions: raise ValueError(f"questions: a folder of documents ({documents}) needs a questions JSONL file of {{\"question\", \"answer\"}} lines")
+    docs = folder_documents(documents, max_words)
+    return Corpus(docs, read_questions(questions, docs)[:n_questions], knowledge_records(docs, PASSAGE_PHRASING))
 
 # %% ../nbs/70_decide.ipynb #cd255605
 OPTIONS = ("closed-book base", "base + RAG", "fine-tuned", "fine-tuned + RAG")
@@ -188,29 +226,27 @@ def plot_options(before: Evaluation,  # the four options on the original documen
 # %% ../nbs/70_decide.ipynb #c290f984
 RETRIEVERS = {"bm25": BM25Retriever, "dense": DenseRetriever}
 
-def pick_retriever(docs: list[dict],  # the documents
-                   ids: list[str],  # the documents the questions are about
+def pick_retriever(corpus: Corpus,  # the documents and questions
                    which: str = "best",  # "bm25", "dense", or "best": the higher recall@k
                    k: int = 3,  # passages per question
-                   phrasing: str = ASK_PHRASING,  # the question, with {id}
                   ) -> tuple[object, dict]:
-    "A retriever over `docs`, and every candidate's recall@k on the questions about `ids`."
+    "A retriever over the corpus's documents, and every candidate's recall@k on its questions."
     names = list(RETRIEVERS) if which == "best" else [which]
     if unknown := set(names) - set(RETRIEVERS): raise ValueError(f"retriever: expected 'bm25', 'dense' or 'best', got {which!r}")
-    built = {n: RETRIEVERS[n](docs) for n in names}
-    recall = {n: recall_at_k(r, [phrasing.format(id=i) for i in ids], ids, k) for n, r in built.items()}
+    built = {n: RETRIEVERS[n](corpus.docs) for n in names}
+    recall = {n: recall_at_k(r, [q["question"] for q in corpus.questions], [q["doc"] for q in corpus.questions], k) for n, r in built.items()}
     return built[max(recall, key=recall.get)], recall
 
 def train_on_documents(base,  # a fresh copy of the base model (it is trained in place)
                        tok,  # its tokenizer
-                       docs: list[dict],  # the documents to learn
+                       records: list[dict],  # the rows to learn (a `Corpus`'s `records`)
                        max_steps: int = 60,  # optimizer steps
                        lr: float = 2e-3,  # LoRA's peak learning rate
                        batch_size: int = 8,  # rows per step
                        seed: int = 0,  # the run's seed
                       ):
-    "LoRA trained on `knowledge_records(docs)`; returns the TrainResult (its `seconds` are the training cost)."
-    data = DatasetDict({"train": Dataset.from_list(knowledge_records(docs))})
+    "LoRA trained on `records`; returns the TrainResult (its `seconds` are the training cost)."
+    data = DatasetDict({"train": Dataset.from_list(records)})
     return train_sft(base, tok, data, "lora", SFTConfig(max_steps=max_steps, lr=lr, batch_size=batch_size, max_length=256, seed=seed))
 
 def options_table(before: Evaluation,  # the four options on the original documents

@@ -6,13 +6,18 @@ Docs: https://ft-nb.github.io/ft_nb/rag.html.md"""
 
 # %% ../nbs/55_rag.ipynb #b19bb638
 from __future__ import annotations
+import re
+from pathlib import Path
+
 import numpy as np
+
+from .data.records import read_jsonl
 
 from .eval.core import TaskSample
 
 # %% auto #0
-__all__ = ['RAG_INSTRUCTION', 'BM25Retriever', 'embedding_model', 'DenseRetriever', 'recall_at_k', 'with_passages',
-           'retrieve_sample']
+__all__ = ['RAG_INSTRUCTION', 'TEXT_SUFFIXES', 'BM25Retriever', 'embedding_model', 'DenseRetriever', 'recall_at_k',
+           'with_passages', 'retrieve_sample', 'folder_documents', 'read_questions']
 
 # %% ../nbs/55_rag.ipynb #7e6df377
 class BM25Retriever:
@@ -82,3 +87,51 @@ def retrieve_sample(sample: TaskSample,  # the questions
                    ) -> TaskSample:
     "The same questions with their `k` retrieved passages in the prompt; references and scorer unchanged."
     return TaskSample([with_passages(p, retriever.search(p[-1]["content"], k)) for p in sample.prompts], sample.references, sample.scorer)
+
+# %% ../nbs/55_rag.ipynb #1c04a12f
+TEXT_SUFFIXES = (".md", ".markdown", ".txt")
+
+def _passages(text: str, max_words: int) -> list[str]:
+    "Whole paragraphs joined into passages of at most about `max_words` words (a longer paragraph stays whole)."
+    out, cur = [], []
+    for para in (p.strip() for p in re.split(r"\n\s*\n", text)):
+        if not para: continue
+        if cur and len(" ".join(cur + [para]).split()) > max_words: out.append("\n\n".join(cur)); cur = []
+        cur.append(para)
+    return out + (["\n\n".join(cur)] if cur else [])
+
+def folder_documents(folder: Path | str,  # a folder of .md / .txt files, searched recursively
+                     max_words: int = 120,  # about how many words a passage holds
+                    ) -> list[dict]:
+    "The folder's text files as passages for retrieval: `id` 'file#n', `title` the file's path in the folder, `text`."
+    folder = Path(folder)
+    if not folder.is_dir(): raise FileNotFoundError(f"documents: {folder} is not a folder")
+    files = sorted(f for f in folder.rglob("*") if f.is_file() and f.suffix.lower() in TEXT_SUFFIXES)
+    if not files: raise ValueError(f"documents: {folder} holds no {', '.join(TEXT_SUFFIXES)} files")
+    docs = []
+    for f in files:
+        try: text = f.read_text(encoding="utf-8")
+        except UnicodeDecodeError as e: raise ValueError(f"{f}: not UTF-8 text (byte {e.start})") from None
+        rel = f.relative_to(folder).as_posix()
+        docs += [{"id": f"{rel}#{i}", "title": rel, "text": t} for i, t in enumerate(_passages(text, max_words))]
+    return docs
+
+def _check_question(q: dict):
+    "A questions-file line: `question` and `answer` non-empty strings, `source` (if any) a string."
+    if not isinstance(q, dict): raise ValueError(f"expected an object with 'question' and 'answer', got {type(q).__name__}")
+    for key in ("question", "answer"):
+        if not isinstance(q.get(key), str) or not q[key].strip(): raise ValueError(f"'{key}' must be a non-empty string, got {q.get(key)!r}")
+    if "source" in q and not isinstance(q["source"], str): raise ValueError(f"'source' must be a file name, got {q['source']!r}")
+
+def read_questions(path: Path | str,  # a JSONL file of {"question", "answer", "source"?} lines
+                   docs: list[dict],  # the passages (`folder_documents`)
+                  ) -> list[dict]:
+    "The questions, each with `doc`: the id of its gold passage (the one holding the answer, else the first of `source`)."
+    out = []
+    for n, q in enumerate(read_jsonl(path, validate=_check_question), 1):
+        pool = [d for d in docs if d["title"] == q["source"]] if "source" in q else docs
+        if "source" in q and not pool: raise ValueError(f"{path}: question {n}: source {q['source']!r} is not a file of the documents")
+        hit = next((d for d in pool if q["answer"] in d["text"]), None) or (pool[0] if "source" in q else None)
+        if hit is None: raise ValueError(f"{path}: question {n}: the answer {q['answer'][:60]!r} is in no passage word for word; give its file as 'source'")
+        out.append({**q, "doc": hit["id"]})
+    return out

@@ -10,9 +10,9 @@ ROOT = Path(__file__).resolve().parent.parent
 FT_NB = Path(sys.executable).parent / "ft_nb"
 
 
-def ft_nb(*args, timeout=900) -> subprocess.CompletedProcess:
-    "Run the installed `ft_nb` command, as a user would."
-    return subprocess.run([str(FT_NB), *map(str, args)], capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+def ft_nb(*args, timeout=900, cwd=ROOT) -> subprocess.CompletedProcess:
+    "Run the installed `ft_nb` command, as a user would (from the project folder unless `cwd` is given)."
+    return subprocess.run([str(FT_NB), *map(str, args)], capture_output=True, text=True, timeout=timeout, cwd=cwd)
 
 
 @pytest.fixture

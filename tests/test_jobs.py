@@ -90,8 +90,11 @@ def test_failed_job_is_recorded_as_failed(out, param, value, says):
 
 
 def test_forgetting_and_eval_jobs_check_a_train_run(out):
-    r = ft_nb("run", "train", "--quick", "-p", "data", "people", "--output-root", out, "--run-name", "t")
+    r = ft_nb("run", "train", "--quick", "-p", "data", "people", "-p", "balance_by", "category", "--output-root", out, "--run-name", "t")
     assert r.returncode == 0, r.stderr[-2000:]
+    assert json.loads((out / "t" / "manifest.json").read_text())["params"]["balance_by"] == "category"
+    r = ft_nb("run", "train", "--quick", "-p", "data", "people", "-p", "balance_by", "colour", "--output-root", out, "--run-name", "t0")
+    assert r.returncode == 1 and "balance_by: the training rows of people have no field 'colour'" in r.stderr
     r = ft_nb("run", "forgetting", "--quick", "-p", "run", out / "t", "--output-root", out, "--run-name", "f")
     assert r.returncode == 0, r.stderr[-2000:]
     for f in ("forgetting.json", "forgetting.png", "probes.jsonl", "metrics.json"): assert (out / "f" / f).is_file(), f
@@ -122,6 +125,23 @@ def test_rag_job_measures_four_options_and_recommends(out):
     assert len((out / "r" / "generations_changed.jsonl").read_text().splitlines()) == 2 and (out / "r" / "rag.png").is_file()
     r = ft_nb("run", "rag", "--quick", "-p", "retriever", "tfidf", "--output-root", out, "--run-name", "bad")
     assert r.returncode == 1 and "expected 'bm25', 'dense' or 'best'" in r.stderr
+
+
+def test_rag_job_reads_a_folder_of_documents_given_by_relative_paths(tmp_path):
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "faq.md").write_text("# FAQ\n\nRefunds take 14 days.\n\nSupport answers within 2 hours.\n\nThe office is in Lyon.\n")
+    qs = [("How long do refunds take?", "14 days"), ("How fast is support?", "2 hours"), ("Where is the office?", "Lyon")]
+    (tmp_path / "q.jsonl").write_text("\n".join(json.dumps({"question": q, "answer": a}) for q, a in qs))
+    r = ft_nb("run", "rag", "--quick", "-p", "documents", "docs", "-p", "questions", "q.jsonl", "-p", "n_questions", 3,
+              "--output-root", "outputs", "--run-name", "mine", cwd=tmp_path)  # paths relative to where the user stands
+    assert r.returncode == 0, r.stderr[-2000:]
+    run = tmp_path / "outputs" / "mine"
+    assert json.loads((run / "metrics.json").read_text())["questions"] == 3
+    changed = [json.loads(l) for l in (run / "generations_changed.jsonl").read_text().splitlines()]
+    assert {c["reference"] for c in changed} == {"14 days", "2 hours"}  # two answers swapped between their passages
+    (tmp_path / "bad.jsonl").write_text(json.dumps({"question": "Colour?", "answer": "blue"}))
+    r = ft_nb("run", "rag", "--quick", "-p", "documents", "docs", "-p", "questions", "bad.jsonl", "--output-root", "outputs", "--run-name", "bad", cwd=tmp_path)
+    assert r.returncode == 1 and "bad.jsonl: question 1: the answer 'blue' is in no passage" in r.stderr
 
 
 def test_instruct_job_keeps_held_out_tasks_out_of_training(out):

@@ -331,5 +331,7 @@ def training_data(data: str,  # a built-in dataset, a curated folder or a JSONL 
     "The splits to train on and their SFTConfig, length resolved and supervision audited (refused here, before any model loads)."
     splits = limit_rows(load_data(data), train=params.get("max_train_rows", 0), validation=params.get("max_val_rows", 0))
     cfg = sft_config(params, max_length=max_length_for(data, params.get("max_length")))
+    if cfg.balance_by and cfg.balance_by not in (cols := splits["train"].column_names):
+        raise ValueError(f"balance_by: the training rows of {data} have no field {cfg.balance_by!r}; they have {', '.join(cols)}")
     if cfg.audit: check_audit(audit_records(list(splits["train"]), tok, cfg.max_length))
     return splits, dataclasses.replace(cfg, audit=False)
