@@ -7,14 +7,17 @@ Docs: https://ft-nb.github.io/ft_nb/cli.html.md"""
 # %% ../nbs/61_cli.ipynb #11300db4
 from __future__ import annotations
 import argparse, json, math, os, re, shutil, sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from .core import _package_root, atomic_write_json, check_interrupted, finish_run, read_manifest, run_dir_for, start_run
+from .core import _package_root, atomic_write_json, check_interrupted, finish_run, get_settings, read_manifest, run_dir_for, start_run
+from .jobs import input_fingerprints
+from .runs import diff_runs, diff_table, diff_verdict, list_runs, runs_table, show_run
 
 # %% auto #0
 __all__ = ['RESERVED', 'jobs_dir', 'list_jobs', 'resolve_job', 'job_parameters', 'in_range', 'coerce', 'check_parameters',
-           'read_param_files', 'JobFailed', 'run_job', 'run_variants', 'compare_methods', 'format_jobs',
-           'format_counts', 'main']
+           'read_param_files', 'check_values', 'JobFailed', 'run_job', 'run_variants', 'compare_methods', 'format_jobs',
+           'browse', 'format_counts', 'main']
 
 # %% ../nbs/61_cli.ipynb #97077111
 def jobs_dir() -> Path:
@@ -118,18 +121,29 @@ def read_param_files(paths: list[Path | str],  # YAML files, in order: later one
     "The parameters the YAML files set, checked against job `nb`'s parameters cell: known names, declared types, ranges."
     import yaml
     specs, out = specs or job_parameters(nb), {}
-    valid = [k for k in specs if k not in RESERVED]
     for path in paths:
         if not Path(path).is_file(): raise FileNotFoundError(f"No parameter file at {path}")
         try: data = yaml.safe_load(Path(path).read_text()) or {}
         except yaml.YAMLError as e: raise ValueError(f"{path}: not valid YAML: {e}") from None
         if not isinstance(data, dict): raise ValueError(f"{path}: expected a mapping of parameter names to values, got a {type(data).__name__}")
-        if bad := [str(k) for k in data if k not in valid]:
-            raise ValueError(f"{path}: unknown parameter(s) {', '.join(bad)} for {Path(nb).stem}; valid: {', '.join(valid)}")
-        for k, v in data.items():
-            value = _typed(k, v, specs[k]["type"], str(path))
-            try: out[k] = in_range(k, value, specs[k].get("range"))
-            except ValueError as e: raise ValueError(f"{path}: {e}") from None
+        out |= check_values(data, nb, str(path), specs)
+    return out
+
+def check_values(data: dict,  # parameter name -> value, as YAML gives them (typed, or strings)
+                 nb: Path | str,  # the job notebook they are for
+                 where: str,  # where they come from, for errors: a file name
+                 specs: dict | None = None,  # its `job_parameters`, if already read
+                ) -> dict:
+    "`data` checked against job `nb`'s parameters cell: known names, declared types, ranges; errors name `where`, the parameter and the type."
+    specs = specs or job_parameters(nb)
+    valid = [k for k in specs if k not in RESERVED]
+    if bad := [str(k) for k in data if k not in valid]:
+        raise ValueError(f"{where}: unknown parameter(s) {', '.join(bad)} for {Path(nb).stem}; valid: {', '.join(valid)}")
+    out = {}
+    for k, v in data.items():
+        value = _typed(k, v, specs[k]["type"], where)
+        try: out[k] = in_range(k, value, specs[k].get("range"))
+        except ValueError as e: raise ValueError(f"{where}: {e}") from None
     return out
 
 # %% ../nbs/61_cli.ipynb #88c73663
@@ -142,6 +156,11 @@ def _check_resumable(run_dir: Path, job: str, values: dict):
     recorded = {k: m.get("cli_params", {}).get(k) for k in asked}
     if m.get("job") != job or recorded != asked:
         raise ValueError(f"Resume with the parameters the run was started with: recorded {m.get('cli_params')}, asked {asked}")
+    now = input_fingerprints(m.get("params") or {})  # the resolved parameters the run recorded: the same inputs, looked at again
+    if changed := [k for k, fp in (m.get("fingerprints") or {}).items() if now.get(k) != fp]:
+        short = lambda fp: str((fp or {}).get("sha256") or (fp or {}).get("weights_sha256") or (fp or {}).get("tokenizer_sha256"))[:12]
+        what = "; ".join(f"{k}: sha256 {short(m['fingerprints'][k])} then, {short(now.get(k))} now" for k in changed)
+        raise ValueError(f"Cannot resume {run_dir}: its inputs changed since it started ({what}); a resumed run would mix two datasets. Start a new run instead")
 
 class JobFailed(RuntimeError):
     "A job notebook raised; `run_dir` holds its partial notebook and a 'failed' manifest."
@@ -210,20 +229,32 @@ def _keep_failed(new: Path, old: Path | None) -> Path:
     return failed
 
 # %% ../nbs/61_cli.ipynb #904b5d62
+def _finished(run: Path, job: str, params: dict) -> bool:
+    "Whether `run` holds a succeeded run of `job` given exactly `params` (as `run_job` records them)."
+    if not (run / "manifest.json").is_file(): return False
+    m = read_manifest(run)
+    asked = {k: v for k, v in check_parameters(resolve_job(job), params).items() if k != "run_name"}
+    return m.get("status") == "succeeded" and m.get("job") == Path(resolve_job(job)).stem and m.get("cli_params") == asked
+
 def run_variants(variants: dict[str, dict],  # run name -> parameters
                  root: Path | str,  # where the runs' folders go
                  job: str = "train",  # the job to run
+                 skip_done: bool = False,  # keep a run that already succeeded with the same parameters instead of running it again
+                 parallel: int = 1,  # runs at a time (each in its own kernel process)
                 ) -> list[dict]:
-    "Run `job` once per variant into `root/<name>`; returns each run's metrics with its `name` and `run_dir`, or its error."
-    rows = []
-    for name, params in variants.items():
+    "Run `job` once per variant into `root/<name>`; returns each run's metrics with its `name`, `run_dir` and `skipped`, or its error."
+    def one(name, params):
+        run = Path(root) / name
         try:
-            run = run_job(job, params, run_name=name, output_root=root, overwrite=True, progress=False)
-            rows.append({**json.loads((run / "metrics.json").read_text()), "name": name, "run_dir": str(run)})
+            skipped = skip_done and _finished(run, job, params)
+            if not skipped: run = run_job(job, params, run_name=name, output_root=root, overwrite=True, progress=False)
+            row = {**json.loads((run / "metrics.json").read_text()), "name": name, "run_dir": str(run), "skipped": skipped}
         except (JobFailed, ValueError, FileNotFoundError) as e:  # a failed run, or parameters the job refused
-            rows.append({"name": name, "method": params.get("method"), "error": f"{type(e).__name__}: {str(e).splitlines()[0]}"})
-        print(name, "done" if "error" not in rows[-1] else rows[-1]["error"], flush=True)
-    return rows
+            row = {"name": name, "method": params.get("method"), "error": f"{type(e).__name__}: {str(e).splitlines()[0]}"}
+        print(name, "error: " + row["error"] if "error" in row else "skipped (already succeeded)" if row["skipped"] else "done", flush=True)
+        return row
+    with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:  # threads only wait: each run is its own kernel process
+        return list(pool.map(lambda kv: one(*kv), variants.items()))
 
 def compare_methods(methods: list[str],  # registered method names
                     root: Path | str,  # where the runs' folders go
@@ -259,7 +290,36 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--output-root", help="where run folders go (default: settings.ini's output_root)")
     r.add_argument("--overwrite", action="store_true", help="write into an existing run folder")
     r.add_argument("--resume", action="store_true", help="continue an unfinished run (same run name and parameters) from its last checkpoint")
+    rs = sub.add_parser("runs", help="the runs under the output root: status, parameters given, headline figures, age")
+    rs.add_argument("--job", help="only this job's runs"); rs.add_argument("--status", choices=("running", "succeeded", "failed", "interrupted"), help="only runs with this status")
+    sh = sub.add_parser("show", help="one run's manifest and metrics")
+    sh.add_argument("run", help="a run name under the output root, or a run folder")
+    df = sub.add_parser("diff", help="what differs between two runs, each difference marked as a time, a name or a result")
+    df.add_argument("a", help="a run name or folder"); df.add_argument("b", help="another")
+    for s in (rs, sh, df):
+        s.add_argument("--output-root", help="where run folders are (default: settings.ini's output_root)")
+        s.add_argument("--json", action="store_true", help="print JSON instead of a table")
     return p
+
+def _run_path(name: str, root: str | None) -> Path:
+    "A run folder named by its path or by its name under the output root."
+    p = Path(name)
+    return p if (p / "manifest.json").is_file() else Path(root or get_settings().output_root) / name
+
+def browse(args) -> str:
+    "What `ft_nb runs`, `show` and `diff` print: a table, or JSON with `--json`."
+    if args.cmd == "runs":
+        rows = list_runs(args.output_root, job=args.job, status=args.status)
+        return json.dumps(rows, indent=1) if args.json else runs_table(rows) if rows else "no runs"
+    if args.cmd == "show":
+        shown = show_run(_run_path(args.run, args.output_root))
+        if args.json: return json.dumps(shown, indent=1, default=str)
+        m = shown["manifest"]
+        head = [f"{k}: {m.get(k)}" for k in ("job", "status", "run_dir", "started", "ended", "seed", "error") if m.get(k) is not None]
+        return "\n".join(head + ["parameters: " + json.dumps(m.get("params")), "fingerprints: " + json.dumps(m.get("fingerprints")),
+                                 "metrics: " + json.dumps(shown["metrics"], indent=1)])
+    rows = diff_runs(_run_path(args.a, args.output_root), _run_path(args.b, args.output_root))
+    return json.dumps({"verdict": diff_verdict(rows), "differences": rows}, indent=1, default=str) if args.json else diff_table(rows) + "\n\n" + diff_verdict(rows)
 
 def _take_params(argv: list[str]) -> tuple[list[str], dict]:
     "Take every `-p NAME VALUE` out of `argv` before argparse sees it, so that a VALUE may start with '-' (`-p lr -1e-3`)."
@@ -285,6 +345,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(rest)
     try:
         if args.cmd == "list": print(format_jobs()); return 0
+        if args.cmd in ("runs", "show", "diff"): print(browse(args)); return 0
         if args.params_file: params = read_param_files(args.params_file, resolve_job(args.job)) | params
         if args.quick: params["quick"] = "True"
         run_dir = run_job(args.job, params, run_name=args.run_name, output_root=args.output_root, overwrite=args.overwrite, resume=args.resume)

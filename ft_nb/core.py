@@ -6,7 +6,7 @@ Docs: https://ft-nb.github.io/ft_nb/core.html.md"""
 
 # %% ../nbs/00_core.ipynb #fe2e6561
 from __future__ import annotations
-import configparser, contextlib, datetime as dt, importlib, json, os, pkgutil, platform, subprocess, tempfile
+import configparser, contextlib, datetime as dt, hashlib, importlib, json, os, pkgutil, platform, subprocess, tempfile
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -15,8 +15,8 @@ import torch
 # %% auto #0
 __all__ = ['SETTINGS_FILE', 'MANIFEST', 'Settings', 'find_settings_file', 'get_settings', 'seed_everything', 'pick_device',
            'pick_dtype', 'atomic_path', 'atomic_write_text', 'atomic_write_json', 'atomic_dir', 'run_dir_for',
-           'package_versions', 'git_state', 'start_run', 'finish_run', 'read_manifest', 'check_interrupted', 'Registry',
-           'json_param']
+           'package_versions', 'git_state', 'sha256_file', 'hardware', 'start_run', 'finish_run', 'read_manifest',
+           'check_interrupted', 'Registry', 'json_param']
 
 # %% ../nbs/00_core.ipynb #aafc2b82
 @dataclass(frozen=True)
@@ -207,6 +207,24 @@ def git_state(path: Path | str | None = None) -> dict | None:
         return {"commit": run("rev-parse", "HEAD"), "dirty": bool(run("status", "--porcelain", "--untracked-files=no"))}
     except (OSError, subprocess.SubprocessError): return None
 
+def sha256_file(path: Path | str, chunk: int = 1 << 22) -> str:
+    "The SHA-256 of a file's bytes, read in chunks."
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while b := f.read(chunk): h.update(b)
+    return h.hexdigest()
+
+def _cpu_name() -> str:
+    "The CPU's model name (from /proc/cpuinfo on Linux), else what `platform` says."
+    try: return next(l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines() if l.startswith("model name"))
+    except (OSError, StopIteration): return platform.processor() or platform.machine()
+
+def hardware() -> dict:
+    "What the run ran on: host, platform, CPU model and count, GPU names, CUDA version."
+    gpus = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else []
+    return {"name": platform.node(), "platform": platform.platform(), "cpu": _cpu_name(), "cpus": os.cpu_count(),
+            "cuda": bool(gpus), "gpus": gpus, "cuda_version": torch.version.cuda}
+
 # %% ../nbs/00_core.ipynb #14ab13d9
 MANIFEST = "manifest.json"
 _now = lambda: dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
@@ -215,14 +233,15 @@ def start_run(run_dir: Path | str,  # the run folder (created)
               job: str,  # the job's name
               params: dict,  # the resolved parameters
               seed: int | None = None,  # the seed the run uses
+              **extra,  # more fields to record, e.g. the inputs' fingerprints
              ) -> Path:
     "Create `run_dir` and write its manifest with status 'running'. A manifest already there (written by `ft_nb run`) keeps its start time."
     run_dir = Path(run_dir); run_dir.mkdir(parents=True, exist_ok=True)
     old = read_manifest(run_dir) if (run_dir / MANIFEST).exists() else {}
     m = {"job": job, "run_dir": str(run_dir.resolve()), "status": "running", "params": params,
          "seed": seed, "started": old.get("started", _now()), "ended": None, "cli_params": old.get("cli_params"),
-         "host": {"platform": platform.platform(), "name": platform.node(), "cuda": torch.cuda.is_available()}, "pid": os.getpid(),
-         "versions": package_versions(), "git": git_state()}
+         "host": hardware(), "pid": os.getpid(),
+         "versions": package_versions(), "git": git_state(), **extra}
     atomic_write_json(run_dir / MANIFEST, m)
     return run_dir
 

@@ -6,6 +6,7 @@ Docs: https://ft-nb.github.io/ft_nb/jobs.html.md"""
 
 # %% ../nbs/60_jobs.ipynb #e8518183
 from __future__ import annotations
+import hashlib, json
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -13,14 +14,17 @@ from types import SimpleNamespace
 from fastcore.basics import patch
 
 from .core import (MANIFEST, atomic_path, atomic_write_json, atomic_write_text, finish_run, get_settings, read_manifest,
-                        run_dir_for, seed_everything, start_run)
+                        run_dir_for, seed_everything, sha256_file, start_run)
+from .data.builtin import builtin_names, builtin_records
 from .data.records import write_jsonl
 from .eval.forgetting import plot_probe_report, probe_pairs
 from .eval.harness import Evaluation, comparison_table, plot_comparison
 from .eval.review import write_review
+from .models import EMBEDDED, TINY, build_embedded_cache, load_tokenizer
 
 # %% auto #0
-__all__ = ['JobError', 'save_figure', 'Job', 'job_values', 'begin']
+__all__ = ['DATA_PARAMS', 'MODEL_PARAMS', 'JobError', 'save_figure', 'Job', 'data_fingerprint', 'model_fingerprint',
+           'input_fingerprints', 'artifact_hashes', 'job_values', 'begin']
 
 # %% ../nbs/60_jobs.ipynb #7f17be7b
 class JobError(RuntimeError):
@@ -55,9 +59,53 @@ class Job:
               ) -> dict:
         "Write `metrics.json` and mark the run succeeded, or, given `error`, mark it failed and raise `JobError`."
         if metrics is not None: atomic_write_json(self.dir / "metrics.json", metrics)
-        m = finish_run(self.dir, "failed" if error else "succeeded", metrics=metrics, **({"error": error} if error else {}))
+        m = finish_run(self.dir, "failed" if error else "succeeded", metrics=metrics, artifacts=artifact_hashes(self.dir), **({"error": error} if error else {}))
         if error: raise JobError(error)
         return m
+
+# %% ../nbs/60_jobs.ipynb #4f3c6958
+DATA_PARAMS = ("data", "source", "documents", "questions")  # parameters that name a job's data
+MODEL_PARAMS = ("base_model", "base", "tokenizer")  # parameters that name a model or its tokenizer
+_DATA_SUFFIXES = (".jsonl", ".json", ".csv", ".parquet", ".md", ".markdown", ".txt")
+
+def _digest(parts) -> str:
+    "One SHA-256 over an ordered sequence of strings."
+    h = hashlib.sha256()
+    for s in parts: h.update(s.encode()); h.update(b"\0")
+    return h.hexdigest()
+
+def data_fingerprint(value: str) -> dict:
+    "What identifies the data `value` names: a file's SHA-256, one over a folder's data files (a run folder: its .jsonl), a built-in set's rows; else the name alone."
+    p = Path(value).expanduser()
+    if p.is_file(): return {"path": str(p.resolve()), "sha256": sha256_file(p), "bytes": p.stat().st_size}
+    if p.is_dir():
+        suffixes = (".jsonl",) if (p / MANIFEST).is_file() else _DATA_SUFFIXES  # a run folder's other files hold times
+        files = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix in suffixes and not any(s.startswith(".") for s in f.relative_to(p).parts))
+        return {"path": str(p.resolve()), "sha256": _digest(f"{f.relative_to(p).as_posix()}:{sha256_file(f)}" for f in files), "files": len(files)}
+    if value in builtin_names():
+        rows = builtin_records(value)
+        return {"builtin": value, "sha256": _digest(json.dumps(r, sort_keys=True, ensure_ascii=False) for r in rows), "rows": len(rows)}
+    return {"name": value, "sha256": None}  # a hub dataset or a generated set: its name (and the manifest's versions) identify it
+
+def model_fingerprint(name: str) -> dict:
+    "What identifies a base model: its name, the SHA-256 of its weight files (None: random `tiny` or a hub id), of its tokenizer and of its chat template."
+    tok, p = load_tokenizer(name), Path(name).expanduser()
+    folder = build_embedded_cache() if name == EMBEDDED else p if name != TINY and p.is_dir() else None
+    weights = sorted(folder.glob("*.safetensors")) if folder else []
+    vocab = tok.backend_tokenizer.to_str() if getattr(tok, "backend_tokenizer", None) else json.dumps(tok.get_vocab(), sort_keys=True)
+    return {"name": name, "weights_sha256": _digest(f"{f.name}:{sha256_file(f)}" for f in weights) if weights else None,
+            "tokenizer_sha256": _digest([vocab]), "chat_template_sha256": _digest([tok.chat_template or ""])}
+
+def input_fingerprints(params: dict) -> dict:
+    "The fingerprint of every data and model parameter `params` sets (strings, not empty)."
+    out = {k: data_fingerprint(v) for k, v in params.items() if k in DATA_PARAMS and isinstance(v, str) and v}
+    return out | {k: model_fingerprint(v) for k, v in params.items() if k in MODEL_PARAMS and isinstance(v, str) and v}
+
+def artifact_hashes(run_dir: Path | str) -> dict:
+    "SHA-256 of every file a run wrote, by relative path: all but the manifest, the executed notebook, checkpoints and hidden files."
+    run_dir = Path(run_dir)
+    keep = lambda f: f.is_file() and f.name != MANIFEST and f.suffix != ".ipynb" and not any(s.startswith(".") or s == "checkpoints" for s in f.relative_to(run_dir).parts)
+    return {f.relative_to(run_dir).as_posix(): sha256_file(f) for f in sorted(run_dir.rglob("*")) if keep(f)}
 
 # %% ../nbs/60_jobs.ipynb #2acd7260
 _PARAMETER_TYPES = (str, int, float, bool, type(None))
@@ -78,7 +126,7 @@ def begin(name: str,  # the job's name
     if values.get("quick") and quick: values |= {k: v for k, v in quick.items() if k not in explicit}
     if "base_model" in values and values["base_model"] is None: values["base_model"] = get_settings().base_model
     values["seed"] = seed = seed_everything(values.get("seed"))
-    start_run(run_dir, name, values, seed=seed)
+    start_run(run_dir, name, values, seed=seed, fingerprints=input_fingerprints(values))
     return Job(name, SimpleNamespace(**values), run_dir, seed)
 
 

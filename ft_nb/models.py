@@ -13,7 +13,7 @@ import torch
 from tqdm.auto import tqdm
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, LlamaConfig, PreTrainedModel, PreTrainedTokenizerBase
 
-from .core import get_settings, pick_device, pick_dtype
+from .core import get_settings, pick_device, pick_dtype, sha256_file
 
 # %% auto #0
 __all__ = ['EMBEDDED', 'TINY', 'embedded_gguf', 'cache_is_valid', 'embedded_cache_dir', 'build_embedded_cache', 'tiny_config',
@@ -36,12 +36,6 @@ def embedded_gguf() -> Path:
 # %% ../nbs/01_models.ipynb #a3584bd3
 _CACHE_MARK = "ft_nb_cache.json"
 
-def _sha256(path: Path, chunk: int = 1 << 22) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while b := f.read(chunk): h.update(b)
-    return h.hexdigest()
-
 def cache_is_valid(folder: Path | str) -> bool:
     "True if `folder` is a complete cache: its mark file lists every file with the right size and SHA-256."
     folder = Path(folder)
@@ -50,11 +44,11 @@ def cache_is_valid(folder: Path | str) -> bool:
     files = mark.get("files") or {}
     for name, meta in files.items():
         p = folder / name
-        if not p.is_file() or p.stat().st_size != meta["size"] or _sha256(p) != meta["sha256"]: return False
+        if not p.is_file() or p.stat().st_size != meta["size"] or sha256_file(p) != meta["sha256"]: return False
     return bool(files)
 
 def _mark_cache(folder: Path, source: dict):
-    files = {p.name: {"size": p.stat().st_size, "sha256": _sha256(p)} for p in sorted(folder.iterdir()) if p.is_file()}
+    files = {p.name: {"size": p.stat().st_size, "sha256": sha256_file(p)} for p in sorted(folder.iterdir()) if p.is_file()}
     (folder / _CACHE_MARK).write_text(json.dumps({"source": source, "files": files}, indent=2))
 
 # %% ../nbs/01_models.ipynb #cdce507b

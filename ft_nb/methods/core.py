@@ -117,10 +117,13 @@ def save_trained(model: torch.nn.Module,  # a trained model or adapter (anything
                  method: str,  # the method that trained it
                  options: dict | None = None,  # the method's options
                 ) -> Path:
-    "Save a trained model or adapter into `folder` (replaced whole, atomically), noting its method and options."
+    "Save a trained model or adapter into `folder` (replaced whole, atomically), noting its method and options; the same model gives the same bytes."
     with atomic_dir(folder) as tmp:
         model.save_pretrained(tmp)
         (tmp / METHOD_FILE).write_text(json.dumps({"method": method, "options": options or {}}))
+        if (cfg := tmp / "adapter_config.json").is_file():  # PEFT writes target_modules from a set: its order changes from process to process
+            c = json.loads(cfg.read_text())
+            cfg.write_text(json.dumps({k: sorted(v) if k == "target_modules" and isinstance(v, list) else v for k, v in c.items()}, indent=2, sort_keys=True))
     return Path(folder)
 
 def load_trained(base: PreTrainedModel,  # the base model it was trained on (ignored by a whole model)

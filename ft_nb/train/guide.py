@@ -24,8 +24,8 @@ def sweep_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 def _curves(rows: list[dict]) -> dict[str, list[dict]]:
-    "Each successful run's logged rows (its metrics.jsonl), by its learning rate."
-    return {f"lr {r['lr']:g}": [json.loads(l) for l in (Path(r["run_dir"]) / "metrics.jsonl").read_text().splitlines()]
+    "Each successful run's logged rows (its metrics.jsonl), by its name (what varied in it)."
+    return {r["name"]: [json.loads(l) for l in (Path(r["run_dir"]) / "metrics.jsonl").read_text().splitlines()]
             for r in rows if "error" not in r}
 
 def plot_sweep(rows_or_curves,  # what `cli.run_variants` returns, or {label: logged rows}

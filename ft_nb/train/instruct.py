@@ -6,14 +6,24 @@ Docs: https://ft-nb.github.io/ft_nb/train.instruct.html.md"""
 
 # %% ../../nbs/34_train.instruct.ipynb #0d702135
 from __future__ import annotations
+import tempfile, time
+from pathlib import Path
+
 import matplotlib.pyplot as plt
+import torch
 from datasets import Dataset
+from transformers import AutoConfig, AutoModelForCausalLM, DataCollatorForLanguageModeling, Trainer, TrainingArguments
+
+from ..data.builtin import builtin_records
+from ..data.stdlib import STDLIB_MODULES, stdlib_documents
+from ..models import build_embedded_cache
 
 from ..data.mixture import Task, task_records
 from ..eval.harness import Evaluation, evaluation_for
 
 # %% auto #0
-__all__ = ['held_out_evaluations', 'answer_all', 'held_out_reports', 'held_out_table', 'plot_held_out']
+__all__ = ['held_out_evaluations', 'answer_all', 'held_out_reports', 'held_out_table', 'plot_held_out', 'pretraining_texts',
+           'scratch_model', 'pretrain']
 
 # %% ../../nbs/34_train.instruct.ipynb #ea17f35b
 def held_out_evaluations(tasks: list[Task],  # the held-out tasks
@@ -62,3 +72,44 @@ def plot_held_out(reports: dict[str, dict],  # what `held_out_reports` returned
     ax.axvline(0, color="k", lw=0.8); ax.set_yticks(range(len(d)), list(reports)); ax.invert_yaxis()
     ax.set(xlabel=f"{metric}: tuned - base (95% paired bootstrap)", title="held-out tasks, zero-shot"); ax.grid(axis="x", alpha=.3)
     return ax
+
+# %% ../../nbs/34_train.instruct.ipynb #d6bc67ea
+def pretraining_texts(modules: tuple[str, ...] = STDLIB_MODULES,  # standard-library modules whose documentation is used
+                     ) -> list[str]:
+    "Plain text with no chat format: the documentation pages of `modules` and the sentences behind the `people` set."
+    bios = [r["messages"][0]["content"].rpartition("Text: ")[2] for r in builtin_records("people")]
+    return [d["text"] for d in stdlib_documents(modules)] + bios
+
+def scratch_model(hidden_size: int = 256,  # width (the embedded model: 576)
+                  layers: int = 6,  # depth (the embedded model: 30)
+                  heads: int = 4,  # attention heads of 64 dimensions (the embedded model: 9)
+                  kv_heads: int = 2,  # key/value heads (the embedded model: 3)
+                  seed: int = 0,  # initialisation seed
+                 ):
+    "A randomly initialised model of the embedded model's architecture and vocabulary at a smaller size."
+    cfg = AutoConfig.from_pretrained(build_embedded_cache(), hidden_size=hidden_size, intermediate_size=3 * hidden_size,
+                                     num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=kv_heads, head_dim=hidden_size // heads)
+    torch.manual_seed(seed)
+    return AutoModelForCausalLM.from_config(cfg)
+
+def pretrain(model,  # the model, trained in place
+             tok,  # its tokenizer
+             texts: list[str],  # plain documents
+             max_steps: int = 150,  # optimizer steps
+             batch_size: int = 16,  # rows per step
+             seq_len: int = 256,  # tokens per row
+             lr: float = 2e-3,  # peak learning rate (warmup, then cosine decay)
+             seed: int = 0,  # data order
+            ) -> dict:
+    "Next-token training on `texts`, each ended by `<|endoftext|>`, joined and cut into rows of `seq_len`; returns the model, its loss per step, tokens and seconds."
+    sep = tok.convert_tokens_to_ids("<|endoftext|>")
+    ids = [i for t in texts for i in tok(t, add_special_tokens=False)["input_ids"] + [sep]]
+    rows = Dataset.from_dict({"input_ids": [ids[i:i + seq_len] for i in range(0, len(ids) - seq_len + 1, seq_len)]})
+    args = TrainingArguments(output_dir=tempfile.mkdtemp(prefix="ft_nb-pretrain-"), max_steps=max_steps, per_device_train_batch_size=batch_size,
+                             learning_rate=lr, lr_scheduler_type="cosine", warmup_steps=max(1, max_steps // 20), weight_decay=0.1,
+                             logging_steps=1, save_strategy="no", report_to=[], seed=seed, use_cpu=not torch.cuda.is_available())
+    trainer = Trainer(model=model, args=args, train_dataset=rows, data_collator=DataCollatorForLanguageModeling(tok, mlm=False))
+    t0 = time.perf_counter()
+    trainer.train()
+    losses = [r["loss"] for r in trainer.state.log_history if "loss" in r]
+    return {"model": model.eval(), "losses": losses, "tokens": len(ids), "rows": len(rows), "seconds": time.perf_counter() - t0}

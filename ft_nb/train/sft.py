@@ -28,8 +28,9 @@ from .memory import MemoryEstimate, estimate_memory
 from .packing import packing_collator, packing_context
 
 # %% auto #0
-__all__ = ['SFTConfig', 'sft_config', 'History', 'plot_losses', 'save_history', 'plot_lr', 'TokenCounts', 'TrainResult',
-           'run_metrics', 'balanced_sampler', 'BalancedTrainer', 'train_sft', 'training_data']
+__all__ = ['TRIAL_ENV', 'SFTConfig', 'sft_config', 'History', 'plot_losses', 'save_history', 'plot_lr', 'TokenCounts',
+           'TrainResult', 'run_metrics', 'balanced_sampler', 'BalancedTrainer', 'TrialReport', 'trial_callbacks',
+           'train_sft', 'training_data']
 
 # %% ../../nbs/32_train.sft.ipynb #90d9ebac
 @dataclass
@@ -165,6 +166,7 @@ class TrainResult:
     peak_gpu_gib: float | None  # peak GPU memory allocated so far, on CUDA
     rows: dict  # rows per split of the data it was given (the `counts` a job prints)
     config: SFTConfig  # the resolved training config
+    pruned_at: int | None = None  # the step at which a hyperparameter search's pruner stopped the run, if it did
 
 def run_metrics(result: TrainResult,  # the run
                 before: dict | None = None,  # scores before training (`eval.harness.Evaluation.run`)
@@ -179,7 +181,7 @@ def run_metrics(result: TrainResult,  # the run
             "final_train_loss": h.series("loss")[1][-1] if h.series("loss")[1] else None,
             "first_val_loss": evals[0] if evals else None, "final_val_loss": evals[-1] if evals else None,
             "best_val_loss": min(evals) if evals else None, "steps": result.steps, "planned_steps": result.planned_steps,
-            "stopped_early": result.stopped_early, "resumed_from": result.resumed_from, "best_checkpoint": result.best_checkpoint,
+            "stopped_early": result.stopped_early, "pruned_at": result.pruned_at, "resumed_from": result.resumed_from, "best_checkpoint": result.best_checkpoint,
             **count_parameters(result.model),
             "adapter_bytes": sum(f.stat().st_size for f in Path(saved).rglob("*.safetensors")) if saved else None,
             "seconds": result.seconds, "step_s_median": statistics.median(h.step_times) if h.step_times else None,
@@ -201,6 +203,27 @@ class BalancedTrainer(Trainer):
         self.weights = weights
 
     def _get_train_sampler(self, train_dataset=None): return balanced_sampler(self.weights, self.args.seed)
+
+# %% ../../nbs/32_train.sft.ipynb #3fe8ed65
+TRIAL_ENV = "FT_NB_TRIAL"  # set by a hyperparameter search: JSON with the study's storage, its name, the trial's id and the pruner's arguments
+
+class TrialReport(TrainerCallback):
+    "Reports each validation loss to an Optuna trial and stops training when the study's (median) pruner says so."
+    def __init__(self, where: dict):  # {"storage", "study", "trial_id", "pruner": MedianPruner's arguments}
+        import optuna
+        study = optuna.load_study(study_name=where["study"], storage=where["storage"], pruner=optuna.pruners.MedianPruner(**where.get("pruner", {})))
+        self.trial, self.pruned_at = optuna.trial.Trial(study, where["trial_id"]), None
+
+    def on_evaluate(self, args, state, control, metrics=None, **kw):
+        if not metrics or "eval_loss" not in metrics: return
+        self.trial.report(metrics["eval_loss"], state.global_step)
+        # not before step 3: transformers' notebook progress bar (used inside job notebooks) fails on a run that ends at step 1 or 2
+        if state.global_step >= 3 and self.trial.should_prune(): self.pruned_at, control.should_training_stop = state.global_step, True
+
+def trial_callbacks() -> list:
+    "A `TrialReport` when this process runs a search's trial (FT_NB_TRIAL set), else nothing."
+    raw = os.environ.get(TRIAL_ENV)
+    return [TrialReport(json.loads(raw))] if raw else []
 
 # %% ../../nbs/32_train.sft.ipynb #146bcc10
 def train_sft(model: PreTrainedModel,  # the base model
@@ -230,13 +253,15 @@ def train_sft(model: PreTrainedModel,  # the base model
     estimate = _estimate(model, train, cfg, method)
     print(estimate)
     with tempfile.TemporaryDirectory(prefix="ft_nb-") as scratch, packing_context(model) if cfg.packing else contextlib.nullcontext():
-        history, trainer, last, seconds = _run_trainer(model, tok, train, val, method, cfg, seed, output_dir or scratch, callbacks)
+        trial = trial_callbacks()  # reporting to a search's trial, when this run is one
+        history, trainer, last, seconds = _run_trainer(model, tok, train, val, method, cfg, seed, output_dir or scratch, [*(callbacks or []), *trial])
     model.eval()
     steps = _steps(cfg, len(train))
     return TrainResult(model, history, method, options, cfg.lr or get_method(method).default_lr, seconds, trainer.state.global_step, steps,
                        trainer.state.global_step < steps, last.name if last else None, trainer.state.best_model_checkpoint, estimate,
                        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,  # KiB on Linux
-                       torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else None, {k: len(v) for k, v in data.items()} | ({"replay": len(replay)} if cfg.replay else {}), cfg)
+                       torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else None, {k: len(v) for k, v in data.items()} | ({"replay": len(replay)} if cfg.replay else {}), cfg,
+                       trial[0].pruned_at if trial else None)
 
 def _estimate(model, train, cfg, method) -> MemoryEstimate:
     "The memory estimate for the longest batch among (at most) the first 10,000 training rows."
