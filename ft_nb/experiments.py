@@ -19,8 +19,8 @@ from .train.sft import TRIAL_ENV
 
 # %% auto #0
 __all__ = ['SWEEP_METRICS', 'Sweep', 'run_name', 'grid', 'read_sweep', 'run_sweep', 'sweep_tables', 'plot_sweep_metric', 'Search',
-           'read_search', 'default_search', 'study_url', 'open_study', 'run_search', 'search_rows', 'search_tables',
-           'save_search_plots', 'write_best']
+           'read_search', 'default_search', 'study_url', 'open_study', 'trial_dir', 'run_search', 'search_rows',
+           'search_tables', 'save_search_plots', 'write_best']
 
 # %% ../nbs/63_experiments.ipynb #cfcb672e
 @dataclass
@@ -183,8 +183,20 @@ def open_study(search: Search,  # what is searched
     sampler = optuna.samplers.TPESampler(seed=search.seed + existing, n_startup_trials=max(2, search.trials // 2))  # reseeded by progress: a resumed search draws new points
     study = optuna.create_study(study_name="search", storage=storage, load_if_exists=True, direction=search.direction,
                                 sampler=sampler, pruner=optuna.pruners.MedianPruner(**search.pruner))
-    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)): study.tell(t.number, state=TrialState.FAIL)
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):  # what a killed search left: its run may have finished
+        if not _record(study, t.number, trial_dir(root, t.number), search.metric): study.tell(t.number, state=TrialState.FAIL)
     return study
+
+def trial_dir(root: Path | str, number: int) -> Path: return Path(root) / "trials" / f"trial-{number:03d}"  # where trial `number` runs
+
+def _record(study, trial, run: Path, metric: str) -> bool:
+    "Tell the study how `trial` ended, from its run's metrics.json: pruned, or complete with `metric`; False when the run left no metrics."
+    from optuna.trial import TrialState
+    if not (run / "metrics.json").is_file(): return False
+    m = json.loads((run / "metrics.json").read_text())
+    if m.get("pruned_at"): study.tell(trial, state=TrialState.PRUNED)
+    else: study.tell(trial, m[metric])
+    return True
 
 def run_search(search: Search,  # what is searched
                root: Path | str,  # the search's folder: study.db, and each trial's run in trials/trial-NNN
@@ -199,16 +211,15 @@ def run_search(search: Search,  # what is searched
         while finished() < search.trials:
             trial = study.ask(dists)
             os.environ[TRIAL_ENV] = json.dumps({"storage": study_url(root), "study": "search", "trial_id": trial._trial_id, "pruner": search.pruner})
-            try: run = run_job(search.job, search.params(trial.params), run_name=f"trial-{trial.number:03d}", output_root=root / "trials", overwrite=True, progress=False)
+            try: run = run_job(search.job, search.params(trial.params), run_name=trial_dir(root, trial.number).name, output_root=root / "trials", overwrite=True, progress=False)
             except (JobFailed, ValueError) as e:
                 study.tell(trial, state=TrialState.FAIL); failures += 1
                 print(f"trial {trial.number} failed: {str(e).splitlines()[0]}", flush=True)
                 if failures >= max_failures: raise RuntimeError(f"{failures} trials in a row failed; the last: {e}") from None
                 continue
             finally: os.environ.pop(TRIAL_ENV, None)
-            failures, m = 0, json.loads((run / "metrics.json").read_text())
-            if m.get("pruned_at"): study.tell(trial, state=TrialState.PRUNED)
-            else: study.tell(trial, m[search.metric])
+            failures = 0
+            _record(study, trial, run, search.metric)
             bar.update()
     return study
 

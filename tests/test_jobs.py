@@ -53,7 +53,7 @@ def test_quickstart_writes_a_complete_run_and_repeats_exactly(out):
 
 
 @pytest.mark.parametrize("args, says", [
-    (["run", "quickstrat"], "Unknown job 'quickstrat'; jobs: compare, curate, eval, forgetting, instruct, quickstart, rag, sweep, train"),
+    (["run", "quickstrat"], "Unknown job 'quickstrat'; jobs: compare, curate, eval, export, forgetting, instruct, quickstart, rag, search, sweep, train"),
     (["run", "quickstart", "-p", "max_step", "3"], "Unknown parameter(s) max_step for quickstart; valid: base_model"),
     (["run", "quickstart", "-p", "max_steps", "three"], "parameter 'max_steps' expects int, got 'three'"),
     (["run", "quickstart", "-p", "run_dir", "/tmp/x"], "Unknown parameter(s) run_dir"),
@@ -102,6 +102,12 @@ def test_forgetting_and_eval_jobs_check_a_train_run(out):
     assert len((out / "f" / "probes.jsonl").read_text().splitlines()) == 12 and rep["score"] >= 0 and rep["threshold"] == 5.0
     r = ft_nb("run", "forgetting", "--quick", "--output-root", out, "--run-name", "g")
     assert r.returncode == 1 and "run: expected a train run folder" in r.stderr
+
+    r = ft_nb("run", "export", "--quick", "-p", "run", out / "t", "-p", "dtype", "q8_0", "--output-root", out, "--run-name", "x")
+    assert r.returncode == 0, r.stderr[-2000:]
+    check = json.loads((out / "x" / "export.json").read_text())
+    assert check["bytes"] == (out / "x" / "model.gguf").stat().st_size and check["tokenizer_ids_equal"] and check["prompts"] == 2
+    assert check["max_abs_logit_diff"] < 0.05  # q8_0's rounding on the tiny model
 
     r = ft_nb("run", "eval", "--quick", "-p", "run", out / "t", "--output-root", out, "--run-name", "e")
     assert r.returncode == 0, r.stderr[-2000:]

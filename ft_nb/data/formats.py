@@ -73,6 +73,12 @@ def _dolly(row):
     if row.get("category"): rec["category"] = row["category"]
     return rec
 
+@_format("preference", "prompt", "chosen", "rejected")
+def _preference(row):
+    "A preference pair: each side text (one turn) or a list of messages, as TRL takes them."
+    as_msgs = lambda v, role: [{"role": role, "content": v}] if isinstance(v, str) else v
+    return {"prompt": as_msgs(row["prompt"], "user"), "chosen": as_msgs(row["chosen"], "assistant"), "rejected": as_msgs(row["rejected"], "assistant")}
+
 @_format("prompt_completion", "prompt", "completion")
 def _prompt_completion(row):
     return {"messages": [{"role": "user", "content": _str(row, "prompt")}, {"role": "assistant", "content": _str(row, "completion")}]}
@@ -97,7 +103,7 @@ def _instances(row):
     return out
 
 # %% ../../nbs/13_data.formats.ipynb #4b824f49
-_DETECT_ORDER = ("openai", "sharegpt", "instances", "dolly", "alpaca", "prompt_completion", "text")
+_DETECT_ORDER = ("openai", "sharegpt", "instances", "dolly", "alpaca", "preference", "prompt_completion", "text")
 
 def _mapped(row: dict, columns: dict | None) -> dict:
     "`row` with the dataset's column names renamed to the format's (`columns` maps format field -> dataset column)."

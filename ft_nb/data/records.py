@@ -14,8 +14,8 @@ from datasets import Dataset, DatasetDict
 from ..core import atomic_path
 
 # %% auto #0
-__all__ = ['ROLES', 'RecordError', 'validate_record', 'read_jsonl', 'write_jsonl', 'unit_hash', 'split_of', 'record_key',
-           'split_records']
+__all__ = ['ROLES', 'RecordError', 'validate_record', 'validate_preference', 'read_jsonl', 'write_jsonl', 'unit_hash', 'split_of',
+           'record_key', 'split_records']
 
 # %% ../../nbs/10_data.records.ipynb #fe65eb6b
 ROLES = ("system", "user", "assistant")
@@ -27,12 +27,17 @@ class RecordError(ValueError):
 def validate_record(rec: dict) -> None:
     "Raise RecordError saying what is wrong if `rec` is not a valid chat (or text) record."
     if not isinstance(rec, dict): raise RecordError("not_an_object", f"expected a JSON object, got {type(rec).__name__}")
+    if "chosen" in rec or "rejected" in rec: return validate_preference(rec)
     if "text" in rec and "messages" not in rec:  # a plain-text record, for continued pre-training
         if not isinstance(rec["text"], str): raise RecordError("non_string", f"'text' must be a string, got {type(rec['text']).__name__}")
         if not rec["text"].strip(): raise RecordError("empty_content", "'text' is empty")
         return
     msgs = rec.get("messages")
     if msgs is None: raise RecordError("missing_field", "no 'messages' field")
+    _check_messages(msgs)
+
+def _check_messages(msgs) -> None:
+    "Raise RecordError unless `msgs` is a conversation: valid messages, roles alternating, ending with an assistant turn."
     if not isinstance(msgs, list) or not msgs: raise RecordError("empty_messages", "'messages' must be a non-empty list")
     for i, m in enumerate(msgs):
         if not isinstance(m, dict) or "role" not in m or "content" not in m:
@@ -47,6 +52,16 @@ def validate_record(rec: dict) -> None:
         want = "user" if i % 2 == 0 else "assistant"
         if m["role"] != want: raise RecordError("role_order", f"wrong role order: turn {i} is {m['role']!r}, expected {want!r}")
     if turns[-1]["role"] != "assistant": raise RecordError("no_final_assistant", "the conversation must end with an assistant turn")
+
+def validate_preference(rec: dict) -> None:
+    "Raise RecordError if `rec` is not a valid preference pair: a `prompt` conversation ending with a user turn, and a `chosen` and a `rejected` answer (assistant turns) that differ."
+    for k in ("prompt", "chosen", "rejected"):
+        if not isinstance(rec.get(k), list) or not rec[k]: raise RecordError("missing_field", f"a preference pair needs '{k}' as a non-empty list of messages")
+    for side in ("chosen", "rejected"):
+        if any(not isinstance(m, dict) or m.get("role") != "assistant" for m in rec[side]): raise RecordError("bad_message", f"'{side}' must hold assistant messages only")
+        try: _check_messages(rec["prompt"] + rec[side])
+        except RecordError as e: raise RecordError(e.reason, f"{side}: {e}") from None
+    if rec["chosen"] == rec["rejected"]: raise RecordError("same_answers", "'chosen' and 'rejected' are the same answer: the pair teaches nothing")
 
 # %% ../../nbs/10_data.records.ipynb #cb885452
 def read_jsonl(path: Path | str,  # a JSONL file
@@ -91,7 +106,8 @@ def split_of(key: str,  # what decides the split (see `record_key`)
     return "test" if u < test_frac else "validation" if u < test_frac + val_frac else "train"
 
 def record_key(rec: dict) -> str:
-    "What a record is split by: its prompt, the messages before its last assistant turn (or its text), as canonical JSON."
+    "What a record is split by: its prompt, the messages before its last assistant turn (a preference pair's `prompt`; or its text), as canonical JSON."
+    if "prompt" in rec and "chosen" in rec: return json.dumps(rec["prompt"], sort_keys=True, ensure_ascii=False)
     msgs = rec.get("messages")
     if not msgs: return json.dumps(rec.get("text"), ensure_ascii=False)
     return json.dumps(msgs[:-1] if msgs[-1]["role"] == "assistant" else msgs, sort_keys=True, ensure_ascii=False)
