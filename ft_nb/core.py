@@ -207,7 +207,9 @@ def git_state(path: Path | str | None = None) -> dict | None:
         return {"commit": run("rev-parse", "HEAD"), "dirty": bool(run("status", "--porcelain", "--untracked-files=no"))}
     except (OSError, subprocess.SubprocessError): return None
 
-def sha256_file(path: Path | str, chunk: int = 1 << 22) -> str:
+def sha256_file(path: Path | str,  # the file
+                chunk: int = 1 << 22,  # bytes read at a time
+               ) -> str:
     "The SHA-256 of a file's bytes, read in chunks."
     h = hashlib.sha256()
     with open(path, "rb") as f:

@@ -35,7 +35,9 @@ class Sweep:
 
     def variants(self) -> dict[str, dict]:
         "Run name -> full parameters: the name spells what varies (`lr=0.001,r=8`)."
-        return {run_name(r): self.fixed | r for r in self.runs}
+        names = [run_name(r) for r in self.runs]
+        if dupes := sorted({n for n in names if names.count(n) > 1}): raise ValueError(f"the sweep lists the same parameter set twice: {', '.join(dupes)}")
+        return {n: self.fixed | r for n, r in zip(names, self.runs)}
 
 def run_name(params: dict) -> str:
     "A folder name that spells a parameter set: `lr=0.001,batch_size=8`; characters other than letters, digits and `=.,_-` become `_`."
@@ -187,7 +189,11 @@ def open_study(search: Search,  # what is searched
         if not _record(study, t.number, trial_dir(root, t.number), search.metric): study.tell(t.number, state=TrialState.FAIL)
     return study
 
-def trial_dir(root: Path | str, number: int) -> Path: return Path(root) / "trials" / f"trial-{number:03d}"  # where trial `number` runs
+def trial_dir(root: Path | str,  # the search's folder
+              number: int,  # the trial's number
+             ) -> Path:
+    "Where trial `number` runs: `trials/trial-NNN` in the search's folder."
+    return Path(root) / "trials" / f"trial-{number:03d}"
 
 def _record(study, trial, run: Path, metric: str) -> bool:
     "Tell the study how `trial` ended, from its run's metrics.json: pruned, or complete with `metric`; False when the run left no metrics."
@@ -237,7 +243,9 @@ def search_tables(study) -> tuple[str, str]:
     buf = io.StringIO(); csv.writer(buf).writerows([head, *body])
     return buf.getvalue(), "\n".join(["| " + " | ".join(head) + " |", "|" + "---|" * len(head), *["| " + " | ".join(b) + " |" for b in body]])
 
-def save_search_plots(study, folder: Path | str) -> list[Path]:
+def save_search_plots(study,  # an Optuna study
+                      folder: Path | str,  # where the PNGs go
+                     ) -> list[Path]:
     "Optuna's optimisation history, intermediate values (the pruned curves) and, with two or more parameters and completed trials, parameter importances, as PNGs in `folder`."
     import warnings
     from optuna.visualization import matplotlib as ov
@@ -253,7 +261,10 @@ def save_search_plots(study, folder: Path | str) -> list[Path]:
         plt.close(fig); out.append(Path(folder) / name)
     return out
 
-def write_best(search: Search, study, path: Path | str) -> Path:
+def write_best(search: Search,  # the search (its fixed parameters and metric)
+               study,  # its Optuna study
+               path: Path | str,  # the YAML file to write
+              ) -> Path:
     "The best trial's job parameters as a YAML file that `ft_nb run JOB -f` takes."
     import yaml
     text = f"# best of {len(study.trials)} trials: {search.metric} = {study.best_value:.6g} (trial {study.best_trial.number})\n"

@@ -29,7 +29,7 @@ HEADLINE = ("final_val_loss", "best_val_loss", "final_train_loss", "steps", "sec
 def headline(metrics: dict | None,  # a run's metrics.json
              keys: tuple[str, ...] = HEADLINE,  # which figures, if the run has them
             ) -> dict:
-    "The figures a listing shows: the first of `keys` the run has, scalars only."
+    "The figures a listing shows: those of `keys` the run has, scalars only."
     return {k: metrics[k] for k in keys if isinstance((metrics or {}).get(k), (int, float, str)) and not isinstance(metrics[k], bool)}
 
 def run_record(run_dir: Path | str) -> dict:
@@ -66,7 +66,9 @@ def show_run(run_dir: Path | str) -> dict:
     metrics = Path(run_dir) / "metrics.json"
     return {"manifest": m, "metrics": json.loads(metrics.read_text()) if metrics.is_file() else None}
 
-def flatten(d, prefix: str = "") -> dict:
+def flatten(d,  # a nested record (anything else is a leaf)
+            prefix: str = "",  # the dotted key of `d` itself
+           ) -> dict:
     "Nested dicts as one level of dotted keys (lists kept whole)."
     if not isinstance(d, dict) or not d: return {prefix: d}
     out = {}

@@ -53,7 +53,7 @@ def test_quickstart_writes_a_complete_run_and_repeats_exactly(out):
 
 
 @pytest.mark.parametrize("args, says", [
-    (["run", "quickstrat"], "Unknown job 'quickstrat'; jobs: compare, curate, eval, export, forgetting, instruct, quickstart, rag, search, sweep, train"),
+    (["run", "quickstrat"], "Unknown job 'quickstrat'; jobs: compare, curate, eval, export, forgetting, instruct, prefer, quickstart, rag, search, sweep, train"),
     (["run", "quickstart", "-p", "max_step", "3"], "Unknown parameter(s) max_step for quickstart; valid: base_model"),
     (["run", "quickstart", "-p", "max_steps", "three"], "parameter 'max_steps' expects int, got 'three'"),
     (["run", "quickstart", "-p", "run_dir", "/tmp/x"], "Unknown parameter(s) run_dir"),
@@ -109,6 +109,13 @@ def test_forgetting_and_eval_jobs_check_a_train_run(out):
     assert check["bytes"] == (out / "x" / "model.gguf").stat().st_size and check["tokenizer_ids_equal"] and check["prompts"] == 2
     assert check["max_abs_logit_diff"] < 0.05  # q8_0's rounding on the tiny model
 
+    r = ft_nb("run", "prefer", "--quick", "-p", "sft_run", out / "t", "--output-root", out, "--run-name", "pref")
+    assert r.returncode == 0, r.stderr[-2000:]
+    acc = json.loads((out / "pref" / "prefer.json").read_text())
+    assert acc["before"]["pairs"] == acc["after"]["pairs"] > 0 and 0 <= acc["after"]["accuracy"] <= 1
+    for f in ("prefer.png", "loss.png", "eval.json", "probes.jsonl", "adapter/adapter_model.safetensors"): assert (out / "pref" / f).is_file(), f
+    assert json.loads((out / "pref" / "metrics.json").read_text())["reload_max_abs_diff"] < 1e-4
+
     r = ft_nb("run", "eval", "--quick", "-p", "run", out / "t", "--output-root", out, "--run-name", "e")
     assert r.returncode == 0, r.stderr[-2000:]
     rep = json.loads((out / "e" / "eval.json").read_text())
@@ -148,6 +155,15 @@ def test_rag_job_reads_a_folder_of_documents_given_by_relative_paths(tmp_path):
     (tmp_path / "bad.jsonl").write_text(json.dumps({"question": "Colour?", "answer": "blue"}))
     r = ft_nb("run", "rag", "--quick", "-p", "documents", "docs", "-p", "questions", "bad.jsonl", "--output-root", "outputs", "--run-name", "bad", cwd=tmp_path)
     assert r.returncode == 1 and "bad.jsonl: question 1: the answer 'blue' is in no passage" in r.stderr
+
+
+def test_prefer_job_refuses_bad_pairs_naming_file_and_line(out, tmp_path):
+    msg = lambda role, text: [{"role": role, "content": text}]
+    pairs = [{"prompt": msg("user", "2 + 2?"), "chosen": msg("assistant", "4"), "rejected": msg("assistant", "5")},
+             {"prompt": msg("user", "3 + 3?"), "chosen": msg("assistant", "6"), "rejected": msg("assistant", "6")}]
+    (tmp_path / "prefs.jsonl").write_text("\n".join(json.dumps(p) for p in pairs))  # pairs as training reads them (other formats: curate first)
+    r = ft_nb("run", "prefer", "--quick", "-p", "data", tmp_path / "prefs.jsonl", "--output-root", out, "--run-name", "bad")
+    assert r.returncode == 1 and "prefs.jsonl:2: 'chosen' and 'rejected' are the same answer" in r.stderr, r.stderr[-1500:]
 
 
 def test_instruct_job_keeps_held_out_tasks_out_of_training(out):

@@ -129,9 +129,12 @@ def clean_record(rec: dict,  # a chat or text record
         s, rules = clean_text(s, cfg)
         changed.update(rules)
         return s
-    if "messages" in rec: out["messages"] = [{**m, "content": fix(m["content"])} for m in rec["messages"]]
+    lists = [k for k in ("messages", "prompt", "chosen", "rejected") if k in rec]  # a chat, or a preference pair's three parts
+    for k in lists: out[k] = [{**m, "content": fix(m["content"])} for m in rec[k]]
     if "text" in rec: out["text"] = fix(rec["text"])
     rules = [name for name, _ in _rules(cfg or CleanConfig()) if name in changed]
-    if any(not m["content"].strip() for m in out.get("messages", [])) or ("text" in out and not out["text"].strip()):
+    if any(not m["content"].strip() for k in lists for m in out[k]) or ("text" in out and not out["text"].strip()):
         return out, "empty_after_cleaning", rules
-    return out, quality_issue(out, quality) if quality else None, rules
+    if "chosen" in out and out["chosen"] == out["rejected"]: return out, "same_answers", rules  # cleaning made the two answers one
+    judged = {"messages": out["prompt"] + out["chosen"]} if "chosen" in out else out  # a pair's quality is its chosen answer's: the rejected one is meant to be bad
+    return out, quality_issue(judged, quality) if quality else None, rules

@@ -21,7 +21,7 @@ from .clean import CleanConfig, QualityConfig, clean_record
 from .dedup import DuplicateIndex, choose_copies, record_text
 from .load import LoadReport, iter_located, iter_records
 from .builtin import DATASETS, builtin_records
-from .records import record_key, split_of, unit_hash, write_jsonl
+from .records import conversations, record_key, split_of, unit_hash, write_jsonl
 from .split import contamination, over_cap, plot_category_counts
 
 # %% auto #0
@@ -72,21 +72,22 @@ def _token_lengths(records: list[dict], tok, batch: int = 2048) -> list[int]:
     # it once per sequence of roles with empty contents, and add the tokens of the contents, which the
     # fast tokenizer counts in batches. For templates that put special tokens around each message
     # (ChatML, Llama 3) the sum is exact; the supervision audit re-tokenizes exactly anyway.
+    # A preference pair's length is that of its longer conversation (prompt and chosen, or prompt and rejected).
     frame, lens = {}, []
     for i in tqdm(range(0, len(records), batch), desc="token lengths", leave=False):
         chunk = records[i:i + batch]
-        texts = [m["content"] for r in chunk for m in r.get("messages", [])] + [r["text"] for r in chunk if "text" in r]
+        texts = [s for r in chunk for s in ([r["text"]] if "text" in r else [m["content"] for c in conversations(r) for m in c])]
         counts = iter(len(x) for x in tok(texts, add_special_tokens=False)["input_ids"])
-        chat_lens = []
         for r in chunk:
-            if "text" in r: continue
-            roles = tuple(m["role"] for m in r["messages"])
-            if roles not in frame:
-                empty = tok.apply_chat_template([{"role": ro, "content": ""} for ro in roles], tokenize=False)
-                frame[roles] = len(tok(empty, add_special_tokens=False)["input_ids"])
-            chat_lens.append(frame[roles] + sum(next(counts) for _ in roles))
-        chat_iter = iter(chat_lens)
-        lens += [next(counts) if "text" in r else next(chat_iter) for r in chunk]
+            if "text" in r: lens.append(next(counts)); continue
+            per = []
+            for c in conversations(r):
+                roles = tuple(m["role"] for m in c)
+                if roles not in frame:
+                    empty = tok.apply_chat_template([{"role": ro, "content": ""} for ro in roles], tokenize=False)
+                    frame[roles] = len(tok(empty, add_special_tokens=False)["input_ids"])
+                per.append(frame[roles] + sum(next(counts) for _ in roles))
+            lens.append(max(per))
     return lens
 
 # A token is at least one byte, and a chat template adds a few dozen bytes around each message: a row
@@ -96,7 +97,7 @@ TEMPLATE_BYTES_PER_MESSAGE = 64
 def _bytes_bound(rec: dict) -> int:
     "An upper bound of `rec`'s length in tokens: its UTF-8 bytes plus the template's allowance per message."
     if "text" in rec: return len(rec["text"].encode())
-    return sum(len(m["content"].encode()) + TEMPLATE_BYTES_PER_MESSAGE for m in rec["messages"])
+    return max(sum(len(m["content"].encode()) + TEMPLATE_BYTES_PER_MESSAGE for m in c) for c in conversations(rec))
 
 def _batches(it, n: int):
     batch = []
@@ -249,7 +250,8 @@ def audit_train(out_dir: Path,  # the folder holding `train.jsonl`
                ) -> dict:
     "The supervision audit of the first `cfg.audit_rows` rows of the written training split."
     with open(out_dir / "train.jsonl", encoding="utf-8") as f:
-        return audit_records([json.loads(line) for line, _ in zip(f, range(cfg.audit_rows))], tok, cfg.max_tokens)
+        rows = [json.loads(line) for line, _ in zip(f, range(cfg.audit_rows))]
+    return audit_records([{"messages": conversations(r)[0]} if "chosen" in r else r for r in rows], tok, cfg.max_tokens)  # a pair: its chosen conversation
 
 def merge_rejects(out_dir: Path,  # the curation's folder
                   ledger: Ledger,  # the other stages' rejects

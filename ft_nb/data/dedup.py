@@ -18,7 +18,8 @@ __all__ = ['record_text', 'fold', 'words_key', 'exact_key', 'MinHasher', 'jaccar
 
 # %% ../../nbs/16_data.dedup.ipynb #54f9cc82
 def record_text(rec: dict) -> str:
-    "All the text of a record (every message, or its `text`), for duplicate detection."
+    "All the text of a record (every message, a preference pair's prompt and both answers, or its `text`), for duplicate detection."
+    if "chosen" in rec: return "\n".join(m["content"] for m in rec["prompt"] + rec["chosen"] + rec["rejected"])
     if "messages" in rec: return "\n".join(m["content"] for m in rec["messages"])
     return rec.get("text", "")
 

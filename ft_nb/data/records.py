@@ -14,8 +14,8 @@ from datasets import Dataset, DatasetDict
 from ..core import atomic_path
 
 # %% auto #0
-__all__ = ['ROLES', 'RecordError', 'validate_record', 'validate_preference', 'read_jsonl', 'write_jsonl', 'unit_hash', 'split_of',
-           'record_key', 'split_records']
+__all__ = ['ROLES', 'RecordError', 'validate_record', 'validate_preference', 'conversations', 'read_jsonl', 'write_jsonl',
+           'unit_hash', 'split_of', 'record_key', 'split_records']
 
 # %% ../../nbs/10_data.records.ipynb #fe65eb6b
 ROLES = ("system", "user", "assistant")
@@ -62,6 +62,11 @@ def validate_preference(rec: dict) -> None:
         try: _check_messages(rec["prompt"] + rec[side])
         except RecordError as e: raise RecordError(e.reason, f"{side}: {e}") from None
     if rec["chosen"] == rec["rejected"]: raise RecordError("same_answers", "'chosen' and 'rejected' are the same answer: the pair teaches nothing")
+
+def conversations(rec: dict) -> list[list[dict]]:
+    "The conversations a record holds: its `messages`, or a preference pair's prompt with each of its answers (none for a text record)."
+    if "chosen" in rec: return [rec["prompt"] + rec["chosen"], rec["prompt"] + rec["rejected"]]
+    return [rec["messages"]] if "messages" in rec else []
 
 # %% ../../nbs/10_data.records.ipynb #cb885452
 def read_jsonl(path: Path | str,  # a JSONL file

@@ -91,11 +91,11 @@ class History(TrainerCallback):
         return [s for s, _ in pts], [v for _, v in pts]
 
 # %% ../../nbs/32_train.sft.ipynb #69b072a7
-def plot_losses(run,  # a `TrainResult` (its best checkpoint is marked) or a `History`
+def plot_losses(run,  # a `TrainResult` (its best checkpoint is marked), any result with a `history`, or a `History`
                 ax=None,  # axes to draw on; None: a new figure
                 title: str = "loss"):  # the plot's title
     "Training and validation loss against step; returns the axes."
-    history, best = (run.history, run.best_checkpoint) if isinstance(run, TrainResult) else (run, None)
+    history, best = getattr(run, "history", run), getattr(run, "best_checkpoint", None)
     if ax is None: _, ax = plt.subplots(figsize=(6, 3.5))
     ax.plot(*history.series("loss"), label="train", lw=1)
     ax.plot(*history.series("eval_loss"), "o-", label="validation")
@@ -114,10 +114,10 @@ def save_history(result,  # a `TrainResult`
         with atomic_path(folder / name, suffix=".png") as tmp: ax.figure.savefig(tmp, dpi=120, bbox_inches="tight")
     return [folder / n for n in ("metrics.jsonl", "loss.png", "lr.png")]
 
-def plot_lr(run,  # a `TrainResult` or a `History`
+def plot_lr(run,  # a `TrainResult` (any result with a `history`) or a `History`
             ax=None):  # axes to draw on; None: a new figure
     "The learning rate against step: the schedule as it ran; returns the axes."
-    history = run.history if isinstance(run, TrainResult) else run
+    history = getattr(run, "history", run)
     if ax is None: _, ax = plt.subplots(figsize=(6, 3))
     ax.plot(*history.series("learning_rate")); ax.set(xlabel="step", ylabel="learning rate", title="schedule"); ax.grid(alpha=.3)
     return ax
