@@ -20,7 +20,7 @@ from .methods.core import METHOD_FILE, load_trained
 from .models import generate_replies
 
 # %% auto #0
-__all__ = ['GGUF_TYPES', 'write_gguf', 'merged_model', 'load_gguf', 'gguf_check']
+__all__ = ['GGUF_TYPES', 'write_gguf', 'merged_model', 'load_gguf', 'gguf_check', 'check_prompts']
 
 # %% ../nbs/28_export.ipynb #6167555c
 GGUF_TYPES = {"f32": ("F32", "ALL_F32"), "f16": ("F16", "MOSTLY_F16"), "q8_0": ("Q8_0", "MOSTLY_Q8_0")}  # ours -> (tensor type, file type)
@@ -118,3 +118,9 @@ def gguf_check(path: Path | str,  # the exported file
     answers = [generate_replies(m, tok, prompts, max_new_tokens=max_new_tokens) for m in (merged, back)]
     return {"file": str(path), "bytes": Path(path).stat().st_size, "max_abs_logit_diff": max(diffs), "tokenizer_ids_equal": same_ids,
             "greedy_equal": sum(a == b for a, b in zip(*answers)), "prompts": len(prompts)}
+
+def check_prompts(rows,  # a split's rows: chats or preference pairs
+                  n: int,  # how many
+                 ) -> list[list[dict]]:
+    "The first `n` prompts of `rows`: a chat's messages before its last answer, or a preference pair's prompt."
+    return [r["prompt"] if "chosen" in r else r["messages"][:-1] for r in rows.select(range(min(n, len(rows))))]
