@@ -6,7 +6,7 @@ Docs: https://ft-nb.github.io/ft_nb/train.prefer.html.md"""
 
 # %% ../../nbs/35_train.prefer.ipynb #bdbbe25a
 from __future__ import annotations
-import math, statistics, tempfile, time
+import copy, math, statistics, tempfile, time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,6 +78,8 @@ def train_preference(model,  # the model to tune (an SFT result, or a base)
     seed = get_settings().seed if cfg.seed is None else cfg.seed
     torch.manual_seed(seed)
     if not hasattr(model, "peft_config"): model = apply_method(model, method, **(method_options or {}))  # else: an adapter to continue (`start_from`)
+    peft = hasattr(model, "peft_config")
+    ref = {"ref_model": copy.deepcopy(model).eval()} if cfg.algo == "dpo" and not peft else {}  # full tuning: the reference is a frozen copy
     has_val, cuda = len(data.get("validation", [])) > 0, model.device.type == "cuda"
     if cfg.algo == "dpo": from trl import DPOConfig as Config, DPOTrainer as Trainer_
     else: from trl.experimental.orpo import ORPOConfig as Config, ORPOTrainer as Trainer_
@@ -91,7 +93,7 @@ def train_preference(model,  # the model to tune (an SFT result, or a base)
                       use_cpu=not cuda, dataloader_num_workers=0, disable_tqdm=False)
         history = History()
         trainer = Trainer_(model=model, args=args, train_dataset=_pairs(data["train"]), eval_dataset=_pairs(data["validation"]) if has_val else None,
-                           processing_class=tok, callbacks=[history, MarkComplete()])
+                           processing_class=tok, callbacks=[history, MarkComplete()], **ref)
         last = last_complete_checkpoint(out) if cfg.save_every else None
         t0 = time.perf_counter()
         trainer.train(resume_from_checkpoint=str(last) if last else None)
