@@ -1,4 +1,4 @@
-"""Preference pairs for DPO and ORPO: a built-in set made from the `people` task (the right answer against realistic wrong ones), and the checks every pair passes.
+"""Preference pairs for DPO and ORPO: built-in sets made from the `people` and `stdlib` tasks (the right answer against realistic wrong ones), and the checks every pair passes.
 
 Docs: https://ft-nb.github.io/ft_nb/data.preference.html.md"""
 
@@ -11,7 +11,8 @@ import json, random
 from .builtin import _CITIES, _JOBS, builtin_records, register_dataset
 
 # %% auto #0
-__all__ = ['WRONG_KINDS', 'wrong_answer', 'make_people_prefs', 'people_prefs']
+__all__ = ['WRONG_KINDS', 'PREF_TASKS', 'wrong_answer', 'make_people_prefs', 'people_prefs', 'make_stdlib_prefs', 'stdlib_prefs',
+           'task_of']
 
 # %% ../../nbs/18d_data.preference.ipynb #291823f9
 WRONG_KINDS = ("wrong_value", "wrong_key", "missing_field", "broken_json")
@@ -52,3 +53,29 @@ def make_people_prefs(seed: int = 0) -> list[dict]:
 def people_prefs() -> list[dict]:
     "The built-in preference set: every `people` record with a right and a wrong answer (generated when loaded)."
     return make_people_prefs(0)
+
+def make_stdlib_prefs(seed: int = 0) -> list[dict]:
+    "One pair per `signature` question of the `stdlib` set: the right signature against the same one under another name of its module (a wrong function name)."
+    rng, rows = random.Random(seed), [r for r in builtin_records("stdlib") if r["category"] == "signature"]
+    names = {}
+    for r in rows: names.setdefault(r["module"], []).append(r["object"])
+    out = []
+    for r in rows:
+        others = [n for n in names[r["module"]] if n != r["object"]]
+        if not others: continue
+        right = r["messages"][-1]["content"]
+        out.append({"id": r["id"] + "-pref", "source": "ft_nb.stdlib_prefs", "category": "wrong_name", "module": r["module"], "prompt": r["messages"][:-1],
+                    "chosen": [{"role": "assistant", "content": right}],
+                    "rejected": [{"role": "assistant", "content": right.replace(r["object"], rng.choice(others), 1)}]})
+    return out
+
+@register_dataset("stdlib_prefs", scorer="stdlib")
+def stdlib_prefs() -> list[dict]:
+    "Preference pairs on function signatures: the right name against another of the same module (generated from this Python's documentation)."
+    return make_stdlib_prefs(0)
+
+PREF_TASKS = {"people_prefs": "people", "stdlib_prefs": "stdlib"}  # the task data each built-in preference set comes from
+
+def task_of(data: str) -> str | None:
+    "The task data whose test split a preference run on `data` is evaluated on: a built-in set's source, else None (no task evaluation)."
+    return PREF_TASKS.get(data)

@@ -15,6 +15,9 @@ import torch
 from datasets import Dataset, DatasetDict
 
 from ..core import get_settings
+from ..data.builtin import get_split, load_data
+from ..data.preference import task_of
+from ..eval.harness import Evaluation, evaluation_for
 from ..eval.metrics import continuation_logprobs, paired_bootstrap
 import json
 from peft import PeftModel
@@ -25,7 +28,7 @@ from .sft import History
 
 # %% auto #0
 __all__ = ['ALGOS', 'PreferConfig', 'PreferResult', 'prefer_config', 'train_preference', 'start_from', 'pair_logprobs',
-           'preference_accuracy', 'plot_preference']
+           'preference_accuracy', 'plot_preference', 'prefer_evaluation']
 
 # %% ../../nbs/35_train.prefer.ipynb #4715280c
 ALGOS = ("dpo", "orpo")
@@ -154,3 +157,13 @@ def plot_preference(result,  # a `PreferResult` (or its `history`)
     ax.legend(loc="upper left", fontsize=7); ax2.legend(loc="lower right", fontsize=7)
     ax.set_title(f"{getattr(result, 'algo', 'preference').upper()}: margins and accuracy per step")
     return ax
+
+def prefer_evaluation(data: str,  # the preference data (a built-in set's name, or a file or folder)
+                      tok,  # the tokenizer
+                      n_items: int = 24,  # test items of the source task answered before and after
+                      n_probes: int = 40,  # forgetting probes asked before and after
+                      max_new_tokens: int = 48,  # tokens per answer
+                     ) -> Evaluation:
+    "The evaluation around a preference run: the test items of the task a built-in set comes from (`data.preference.task_of`; none for other data) and the forgetting probes."
+    task = task_of(data)
+    return evaluation_for(get_split(load_data(task), "test", task) if task else None, task or data, tok, n_items if task else 0, n_probes, max_new_tokens)
