@@ -73,6 +73,11 @@ def run_sweep(sweep: Sweep,  # what to run
     rows = run_variants(sweep.variants(), root, sweep.job, skip_done=True, parallel=parallel)
     return [{**r, "varied": run} for r, run in zip(rows, sweep.runs)]
 
+def _tables(head: list[str], body: list[list[str]]) -> tuple[str, str]:
+    "The same rows as CSV and as a markdown table."
+    buf = io.StringIO(); csv.writer(buf).writerows([head, *body])
+    return buf.getvalue(), "\n".join(["| " + " | ".join(head) + " |", "|" + "---|" * len(head), *["| " + " | ".join(b) + " |" for b in body]])
+
 SWEEP_METRICS = ("first_val_loss", "best_val_loss", "final_val_loss", "final_train_loss", "steps", "seconds")
 
 def sweep_tables(rows: list[dict],  # what `run_sweep` returned
@@ -84,9 +89,7 @@ def sweep_tables(rows: list[dict],  # what `run_sweep` returned
     cell = lambda v: "" if v is None else f"{v:.6g}" if isinstance(v, float) else str(v)
     body = [[r["name"], *[cell(r["varied"].get(k)) for k in varied], "failed: " + r["error"] if "error" in r else "skipped (done before)" if r.get("skipped") else "ran",
              *[cell(r.get(m)) for m in metrics]] for r in rows]
-    buf = io.StringIO(); csv.writer(buf).writerows([head, *body])
-    md = "\n".join(["| " + " | ".join(head) + " |", "|" + "---|" * len(head), *["| " + " | ".join(b) + " |" for b in body]])
-    return buf.getvalue(), md
+    return _tables(head, body)
 
 def plot_sweep_metric(rows: list[dict],  # what `run_sweep` returned
                       metric: str = "best_val_loss",  # the metrics.json field to plot
@@ -240,8 +243,7 @@ def search_tables(study) -> tuple[str, str]:
     head = list(dict.fromkeys(k for r in rows for k in r))
     cell = lambda v: "" if v is None else f"{v:.6g}" if isinstance(v, float) else str(v)
     body = [[cell(r.get(k)) for k in head] for r in rows]
-    buf = io.StringIO(); csv.writer(buf).writerows([head, *body])
-    return buf.getvalue(), "\n".join(["| " + " | ".join(head) + " |", "|" + "---|" * len(head), *["| " + " | ".join(b) + " |" for b in body]])
+    return _tables(head, body)
 
 def save_search_plots(study,  # an Optuna study
                       folder: Path | str,  # where the PNGs go
