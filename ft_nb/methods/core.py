@@ -116,10 +116,11 @@ def save_trained(model: torch.nn.Module,  # a trained model or adapter (anything
                  folder,  # where it goes; replaced whole
                  method: str,  # the method that trained it
                  options: dict | None = None,  # the method's options
+                 state_dict: dict | None = None,  # the weights to write; None: the model's own (a sharded model's are gathered first, `distributed.launch`)
                 ) -> Path:
     "Save a trained model or adapter into `folder` (replaced whole, atomically), noting its method and options; the same model gives the same bytes."
     with atomic_dir(folder) as tmp:
-        model.save_pretrained(tmp)
+        model.save_pretrained(tmp, **({"state_dict": state_dict} if state_dict is not None else {}))
         (tmp / METHOD_FILE).write_text(json.dumps({"method": method, "options": options or {}}))
         if (cfg := tmp / "adapter_config.json").is_file():  # PEFT writes target_modules from a set: its order changes from process to process
             c = json.loads(cfg.read_text())

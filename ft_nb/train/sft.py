@@ -234,27 +234,31 @@ def train_sft(model: PreTrainedModel,  # the base model
               method_options: dict | None = None,  # the method's options
               output_dir: Path | str | None = None,  # where checkpoints go; None: a scratch folder, removed afterwards
               callbacks: list | None = None,  # more TrainerCallbacks
+              trainer_args: dict | None = None,  # more TrainingArguments: a distributed engine's (fsdp, deepspeed), set by `distributed.launch`
              ) -> TrainResult:
     "Fine-tune `model` on `data['train']` (validating on `data['validation']`) with `method`."
     cfg, options = cfg or SFTConfig(), method_options or {}
     seed = get_settings().seed if cfg.seed is None else cfg.seed
     torch.manual_seed(seed)  # the method's fresh weights (LoRA's A) depend on it
-    replay = replay_records(model, tok, replay_count(len(data["train"]), cfg.replay), seed=seed) if cfg.replay else []
+    tokenized = "input_ids" in data["train"].column_names  # tokenized once before a distributed launch, replay and audit done there
+    replay = replay_records(model, tok, replay_count(len(data["train"]), cfg.replay), seed=seed) if cfg.replay and not tokenized else []
     if replay: data = DatasetDict({**data, "train": mix_replay(data["train"], replay, seed)})  # asked of the base model, before any training
-    if cfg.audit: check_audit(audit_records(list(data["train"]), tok, cfg.max_length))
+    if cfg.audit and not tokenized: check_audit(audit_records(list(data["train"]), tok, cfg.max_length))
     if cfg.packing and not get_method(method).packing:
         raise ValueError(f"Method {method!r} does not support packing (it needs position ids per example): set packing=False")
     if cfg.save_every and output_dir is None: raise ValueError("save_every needs an output_dir to keep the checkpoints in")
     model = apply_method(model, method, **options)
-    train, dropped = tokenize_dataset(data["train"], tok, cfg.max_length, keep=(cfg.balance_by,) if cfg.balance_by else ())
-    val = tokenize_dataset(data["validation"], tok, cfg.max_length)[0] if len(data.get("validation", [])) else None
+    if tokenized: (train, dropped), val = (data["train"], 0), data["validation"] if len(data.get("validation", [])) else None
+    else:
+        train, dropped = tokenize_dataset(data["train"], tok, cfg.max_length, keep=(cfg.balance_by,) if cfg.balance_by else ())
+        val = tokenize_dataset(data["validation"], tok, cfg.max_length)[0] if len(data.get("validation", [])) else None
     if dropped: print(f"dropped {dropped} training rows with no supervised token after truncation to {cfg.max_length}")
     if len(train) == 0: raise ValueError("No training rows left after tokenization: check the data and max_length")
     estimate = _estimate(model, train, cfg, method)
     print(estimate)
     with tempfile.TemporaryDirectory(prefix="ft_nb-") as scratch, packing_context(model) if cfg.packing else contextlib.nullcontext():
         trial = trial_callbacks()  # reporting to a search's trial, when this run is one
-        history, trainer, last, seconds = _run_trainer(model, tok, train, val, method, cfg, seed, output_dir or scratch, [*(callbacks or []), *trial])
+        history, trainer, last, seconds = _run_trainer(model, tok, train, val, method, cfg, seed, output_dir or scratch, [*(callbacks or []), *trial], trainer_args)
     model.eval()
     steps = _steps(cfg, len(train))
     return TrainResult(model, history, method, options, cfg.lr or get_method(method).default_lr, seconds, trainer.state.global_step, steps,
@@ -302,7 +306,7 @@ def _env(values: dict):
             if v is None: os.environ.pop(k, None)
             else: os.environ[k] = v
 
-def _run_trainer(model, tok, train, val, method, cfg, seed, output_dir, callbacks):
+def _run_trainer(model, tok, train, val, method, cfg, seed, output_dir, callbacks, trainer_args=None):
     "Run transformers' Trainer; returns the history, the trainer, the checkpoint resumed from and the loop's seconds."
     cuda, save, has_val = model.device.type == "cuda", cfg.save_every > 0, val is not None
     if save and has_val and cfg.save_every % cfg.eval_every:
@@ -311,6 +315,7 @@ def _run_trainer(model, tok, train, val, method, cfg, seed, output_dir, callback
         raise ValueError("early_stopping_patience needs checkpoints (save_every > 0) and validation data")
     best = save and cfg.load_best and has_val
     report_to, env = _reporting(cfg, output_dir)
+    last = last_complete_checkpoint(output_dir) if save and cfg.resume else None
     args = TrainingArguments(
         output_dir=str(output_dir), max_steps=(steps := _steps(cfg, len(train))),
         learning_rate=cfg.lr or get_method(method).default_lr, per_device_train_batch_size=cfg.batch_size,
@@ -318,12 +323,15 @@ def _run_trainer(model, tok, train, val, method, cfg, seed, output_dir, callback
         warmup_steps=math.ceil(cfg.warmup_ratio * steps), lr_scheduler_type=cfg.scheduler,
         weight_decay=cfg.weight_decay, max_grad_norm=cfg.max_grad_norm, logging_steps=1,
         eval_strategy="steps" if has_val else "no", eval_steps=cfg.eval_every, report_to=report_to,
+        # the validation loss at step 0, for the curve, from inside `train`: an `evaluate()` before `train()` leaves a
+        # multi-process run's model without DDP's wrapper (transformers 5.24), so the processes would train apart
+        eval_on_start=has_val and last is None,
         include_num_input_tokens_seen="non_padding", optim=_optim(cfg, method, model),
         **_checkpointing_args(cfg.gradient_checkpointing),
         save_strategy="steps" if save else "no", save_steps=cfg.save_every or None, save_total_limit=cfg.keep_last,
         load_best_model_at_end=best, metric_for_best_model="eval_loss" if best else None, greater_is_better=False if best else None,
         seed=seed, data_seed=seed, bf16=cuda and torch.cuda.is_bf16_supported(), use_cpu=not cuda and model.device.type == "cpu",
-        dataloader_num_workers=0, remove_unused_columns=False, label_names=["labels"], disable_tqdm=False)
+        dataloader_num_workers=0, remove_unused_columns=False, label_names=["labels"], disable_tqdm=False, **(trainer_args or {}))
     keep = ["input_ids", "attention_mask", "labels"]
     history, counts = History(), TokenCounts()
     with _env(env):
@@ -333,19 +341,13 @@ def _run_trainer(model, tok, train, val, method, cfg, seed, output_dir, callback
                           data_collator=packing_collator() if cfg.packing else collator(tok),
                           callbacks=[history, counts, MarkComplete(), *(callbacks or [])])
         if cfg.early_stopping_patience: trainer.add_callback(EarlyStoppingCallback(cfg.early_stopping_patience))
-        last = last_complete_checkpoint(output_dir) if save and cfg.resume else None
-        first_eval = Path(output_dir) / "eval_step0.json"  # the validation loss at step 0, for the curve; kept for resumes
-        if has_val and last is None:
-            trainer.evaluate()  # its row is logged before `train` starts a fresh log history: keep it
-            first_eval.write_text(json.dumps(trainer.state.log_history[-1:]))
         t0 = time.perf_counter()
         try: trainer.train(resume_from_checkpoint=str(last) if last else None)
         finally: counts.close()
     seconds = time.perf_counter() - t0
-    start_rows = json.loads(first_eval.read_text()) if first_eval.exists() else []
     # the Trainer's own log (restored from the checkpoint on a resume) has every row since step 0
     history.rows = [{"step": r["step"], **{k: float(v) for k, v in r.items() if k != "step" and isinstance(v, (int, float))}}
-                    for r in start_rows + trainer.state.log_history]
+                    for r in trainer.state.log_history]
     return history, trainer, last, seconds
 
 # %% ../../nbs/32_train.sft.ipynb #e888ebd4
