@@ -1,0 +1,155 @@
+"""Distributed training on GPUs through ft_nb's own launch path (`ft_nb.distributed.launch`).
+
+Each run is a fresh set of processes: the plain path (`train_sft` in one process, no launcher)
+and, through torchrun, DDP, FSDP2 and DeepSpeed ZeRO-2/3 on 1 and 2 GPUs, for LoRA and full
+fine-tuning of Llama shapes built from configs with random weights (`random:FOLDER`; weights
+do not change speed or memory). Every run of a shape sees the same rows in the same order with
+the same global batch (per-GPU micro-batch x accumulation x GPUs), so their per-step losses
+must agree; tokens/s are the run's tokens over the median optimizer step (steady state) and
+over the whole training loop (first pass, every warm-up included). A kill test SIGKILLs rank 1
+after the first checkpoint and resumes.
+
+    python benchmarks/distributed_gpu.py --write-shapes .gpu/shapes          # here: configs + the embedded tokenizer
+    python benchmarks/distributed_gpu.py --shapes .gpu/shapes --out OUT [--only 1b]   # on the GPU machine
+
+Results: OUT/runs/<name>.json (rank 0's record, per-step losses) and OUT/distributed_gpu.json.
+"""
+import argparse, json, os, shutil, signal, statistics, subprocess, sys, tempfile, threading, time
+from pathlib import Path
+
+for k, v in {"NCCL_NVLS_ENABLE": "0", "TORCH_SYMM_MEM_DISABLE_MULTICAST": "1", "NVSHMEM_DISABLE_NVLS": "1"}.items():
+    os.environ.setdefault(k, v)  # NVLink multicast stays off (the lending workplace's rule), in every child too
+
+SHAPES = {  # Llama-3.2-1B's and Llama-3.1-8B's shapes, with the embedded tokenizer's 49,152-entry vocabulary
+    "1b": dict(hidden_size=2048, intermediate_size=8192, num_hidden_layers=16, num_attention_heads=32, num_key_value_heads=8, tie_word_embeddings=True),
+    "8b": dict(hidden_size=4096, intermediate_size=14336, num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=8, tie_word_embeddings=False),
+}
+
+
+def write_shapes(folder: Path):
+    from transformers import LlamaConfig
+    from ft_nb.models import build_embedded_cache, load_tokenizer
+    tok = load_tokenizer("embedded")
+    for name, kw in SHAPES.items():
+        d = folder / name
+        d.mkdir(parents=True, exist_ok=True)
+        LlamaConfig(vocab_size=len(tok), max_position_embeddings=4096, rope_theta=500000.0, bos_token_id=1, eos_token_id=2, pad_token_id=2, **kw).save_pretrained(d)
+        tok.save_pretrained(d)
+    print("wrote", sorted(p.name for p in folder.iterdir()))
+
+
+def runs(only: str):
+    "name -> (shape, method, strategy or 'single', gpus, per-GPU micro-batch, accumulation); global batch fixed per shape."
+    out = {}
+    for method in ("lora", "full"):
+        out[f"1b-{method}-single"] = ("1b", method, "single", 1, 16, 2)
+        for strategy in ("ddp", "fsdp"): out[f"1b-{method}-{strategy}-1"] = ("1b", method, strategy, 1, 16, 2)
+        for strategy in ("ddp", "fsdp", "zero2", "zero3"): out[f"1b-{method}-{strategy}-2"] = ("1b", method, strategy, 2, 16, 1)
+    out["8b-lora-single"], out["8b-lora-fsdp-2"] = ("8b", "lora", "single", 1, 8, 2), ("8b", "lora", "fsdp", 2, 8, 1)
+    out["8b-full-fsdp-1"], out["8b-full-fsdp-2"] = ("8b", "full", "fsdp", 1, 8, 2), ("8b", "full", "fsdp", 2, 8, 1)
+    return {k: v for k, v in out.items() if not only or any(k.startswith(o) for o in only.split(","))}
+
+
+def data():
+    from datasets import DatasetDict
+    from ft_nb.data.builtin import load_data
+    return DatasetDict({"train": load_data("stdlib")["train"]})  # no validation: timing only the training steps
+
+
+def cfg(batch, accum, steps, save_every=0):
+    from ft_nb.train.sft import SFTConfig
+    return SFTConfig(max_steps=steps, batch_size=batch, grad_accum=accum, max_length=512, packing=True, seed=0, save_every=save_every, eval_every=max(save_every, 1), lr=1e-4)
+
+
+def single(spec_path):
+    "The plain path: train_sft in this one process (called in a fresh subprocess)."
+    import torch
+    from ft_nb.models import load_base_model
+    from ft_nb.train.sft import SFTConfig, run_metrics, train_sft
+    spec = json.loads(Path(spec_path).read_text())
+    model, tok = load_base_model(spec["base_model"], device="cuda" if torch.cuda.is_available() else "cpu")
+    result = train_sft(model, tok, data(), spec["method"], SFTConfig(**spec["cfg"]), {})
+    rows = result.history.rows
+    m = run_metrics(result) | {"strategy": "single", "world_size": 1, "per_rank": [{"rank": 0, "peak_gpu_gib": result.peak_gpu_gib}],
+                               "tokens_seen": next((r["num_input_tokens_seen"] for r in reversed(rows) if "num_input_tokens_seen" in r), None)}
+    Path(spec["out"]).write_text(json.dumps(m | {"rows": rows}, default=str))
+
+
+def measure(name, shape, method, strategy, gpus, batch, accum, shapes, steps, work):
+    from ft_nb.distributed.launch import launch
+    base, c, run_dir = f"random:{shapes / shape}", cfg(batch, accum, steps), work / name
+    t0 = time.perf_counter()
+    if strategy == "single":
+        run_dir.mkdir(parents=True, exist_ok=True)
+        spec = run_dir / "spec.json"
+        spec.write_text(json.dumps({"base_model": base, "method": method, "cfg": c.__dict__, "out": str(run_dir / "result.json")}))
+        r = subprocess.run([sys.executable, __file__, "--single", str(spec)], capture_output=True, text=True)
+        if r.returncode: raise RuntimeError(r.stdout[-3000:] + r.stderr[-3000:])
+        m = json.loads((run_dir / "result.json").read_text())
+    else:
+        m = launch(run_dir, base, data(), method, c, {}, processes=gpus, strategy=strategy, echo=False).metrics
+        m["rows"] = [json.loads(l) for l in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    wall = time.perf_counter() - t0
+    per_step = m["tokens_seen"] / m["steps"]
+    return {"name": name, "shape": shape, "method": method, "strategy": strategy, "gpus": gpus, "micro_batch": batch, "accum": accum,
+            "steps": m["steps"], "tokens_per_step": per_step, "step_s_median": m["step_s_median"],
+            "tokens_per_s_steady": per_step / m["step_s_median"], "tokens_per_s_first_pass": m["tokens_seen"] / m["seconds"],
+            "loop_seconds": m["seconds"], "wall_seconds": wall, "peak_gpu_gib": [p["peak_gpu_gib"] for p in m["per_rank"]],
+            "sharded": m.get("sharded"), "trainable": m["trainable"], "total_params": m["total"],
+            "losses": [r["loss"] for r in m["rows"] if "loss" in r and "eval_loss" not in r]}
+
+
+def kill_and_resume(shapes, work):
+    "1B LoRA, DDP on 2 GPUs, checkpoints every 4 steps: rank 1 SIGKILLed after the first, then resumed."
+    from ft_nb.distributed.launch import LaunchError, launch
+    from ft_nb.train.checkpoints import last_complete_checkpoint
+    run, c = work / "kill", cfg(16, 1, 16, save_every=4)
+    def kill():
+        pid = run / "distributed" / "rank1.pid"
+        while not (pid.exists() and last_complete_checkpoint(run / "checkpoints")): time.sleep(0.05)
+        os.kill(int(pid.read_text()), signal.SIGKILL)
+    threading.Thread(target=kill, daemon=True).start()
+    try:
+        launch(run, f"random:{shapes / '1b'}", data(), "lora", c, {}, processes=2, strategy="ddp", echo=False); error = None
+    except LaunchError as e: error = str(e)
+    last = last_complete_checkpoint(run / "checkpoints")
+    again = launch(run, f"random:{shapes / '1b'}", data(), "lora", c, {}, processes=2, strategy="ddp", echo=False).metrics
+    return {"error": error, "last_checkpoint": last.name if last else None, "resumed_from": again["resumed_from"], "steps": again["steps"]}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--write-shapes"); ap.add_argument("--single"); ap.add_argument("--shapes"); ap.add_argument("--out")
+    ap.add_argument("--only", default="", help="comma-separated run-name prefixes; 'kill' runs the kill test")
+    ap.add_argument("--steps", type=int, default=30)
+    a = ap.parse_args()
+    if a.write_shapes: return write_shapes(Path(a.write_shapes))
+    if a.single: return single(a.single)
+    import torch
+    out, shapes, work = Path(a.out), Path(a.shapes).resolve(), Path(tempfile.mkdtemp(prefix="dist-"))
+    (out / "runs").mkdir(parents=True, exist_ok=True)
+    gpus = torch.cuda.device_count() or 2  # without GPUs: a smoke test on two CPU processes (DDP and the plain path only)
+    smi = shutil.which("nvidia-smi")  # the GPU's name without initialising CUDA in this driver process
+    env = {"gpu": subprocess.run([smi, "--query-gpu=name", "--format=csv,noheader"], capture_output=True, text=True).stdout.strip() if smi else None,
+           "gpus": gpus, "torch": torch.__version__}
+    for pkg in ("transformers", "peft", "accelerate", "deepspeed"):
+        try: env[pkg] = __import__(pkg).__version__
+        except Exception as e: env[pkg] = f"not available: {type(e).__name__}: {e}"
+    print(json.dumps(env), flush=True)
+    results = []
+    for name, (shape, method, strategy, n, batch, accum) in runs(a.only).items():
+        if n > gpus: print(f"skip {name}: needs {n} GPUs"); continue
+        try: r = measure(name, shape, method, strategy, n, batch, accum, shapes, a.steps, work)
+        except Exception as e: r = {"name": name, "error": f"{type(e).__name__}: {str(e)[-1500:]}"}
+        results.append(r)
+        (out / "runs" / f"{name}.json").write_text(json.dumps(r, indent=1))
+        print(name, {k: r.get(k) for k in ("tokens_per_s_steady", "tokens_per_s_first_pass", "peak_gpu_gib", "sharded", "error")}, flush=True)
+        shutil.rmtree(work / name, ignore_errors=True)
+    if "kill" in a.only.split(","):
+        k = kill_and_resume(shapes, work); print("kill", k, flush=True)
+        (out / "runs" / "kill.json").write_text(json.dumps(k, indent=1))
+    (out / "distributed_gpu.json").write_text(json.dumps({"env": env, "runs": results}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
