@@ -113,7 +113,7 @@ def load_tokenizer(name: str | None = None,  # 'embedded', 'tiny', a folder or a
                   ) -> PreTrainedTokenizerBase:
     "The tokenizer of base model `name` (see `load_base_model`); `tiny` shares the embedded model's."
     name = name or get_settings().base_model
-    src = build_embedded_cache() if name in (EMBEDDED, TINY) else _resolve(name)
+    src = build_embedded_cache() if name in (EMBEDDED, TINY) else _resolve(name.removeprefix(RANDOM))
     return AutoTokenizer.from_pretrained(src, trust_remote_code=trust_remote_code)
 
 def _resolve(name: str) -> str | Path:
