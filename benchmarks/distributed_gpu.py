@@ -43,7 +43,7 @@ def runs(only: str):
     out = {}
     for method in ("lora", "full"):
         out[f"1b-{method}-single"] = ("1b", method, "single", 1, 16, 2)
-        for strategy in ("ddp", "fsdp"): out[f"1b-{method}-{strategy}-1"] = ("1b", method, strategy, 1, 16, 2)
+        for strategy in ("ddp", "fsdp", "zero2", "zero3"): out[f"1b-{method}-{strategy}-1"] = ("1b", method, strategy, 1, 16, 2)
         for strategy in ("ddp", "fsdp", "zero2", "zero3"): out[f"1b-{method}-{strategy}-2"] = ("1b", method, strategy, 2, 16, 1)
     out["8b-lora-single"], out["8b-lora-fsdp-2"] = ("8b", "lora", "single", 1, 8, 2), ("8b", "lora", "fsdp", 2, 8, 1)
     out["8b-full-fsdp-1"], out["8b-full-fsdp-2"] = ("8b", "full", "fsdp", 1, 8, 2), ("8b", "full", "fsdp", 2, 8, 1)
