@@ -46,6 +46,7 @@ def runs(only: str):
         for strategy in ("ddp", "fsdp", "zero2", "zero3"): out[f"1b-{method}-{strategy}-1"] = ("1b", method, strategy, 1, 16, 2)
         for strategy in ("ddp", "fsdp", "zero2", "zero3"): out[f"1b-{method}-{strategy}-2"] = ("1b", method, strategy, 2, 16, 1)
     out["8b-lora-single"], out["8b-lora-fsdp-2"] = ("8b", "lora", "single", 1, 8, 2), ("8b", "lora", "fsdp", 2, 8, 1)
+    out["8b-lora-fsdp-1"], out["8b-full-single"] = ("8b", "lora", "fsdp", 1, 8, 2), ("8b", "full", "single", 1, 8, 2)
     out["8b-full-fsdp-1"], out["8b-full-fsdp-2"] = ("8b", "full", "fsdp", 1, 8, 2), ("8b", "full", "fsdp", 2, 8, 1)
     return {k: v for k, v in out.items() if not only or any(k.startswith(o) for o in only.split(","))}
 
@@ -140,7 +141,10 @@ def main():
     for name, (shape, method, strategy, n, batch, accum) in runs(a.only).items():
         if n > gpus: print(f"skip {name}: needs {n} GPUs"); continue
         try: r = measure(name, shape, method, strategy, n, batch, accum, shapes, a.steps, work)
-        except Exception as e: r = {"name": name, "error": f"{type(e).__name__}: {str(e)[-1500:]}"}
+        except Exception as e:
+            r = {"name": name, "error": f"{type(e).__name__}: {str(e)[-1500:]}"}
+            if (log := work / name / "distributed" / "launch.log").is_file():  # keep the failure's evidence
+                r["log_tail"] = [l for l in log.read_text().splitlines() if "it/s]" not in l and "examples/s]" not in l][-60:]
         results.append(r)
         (out / "runs" / f"{name}.json").write_text(json.dumps(r, indent=1))
         print(name, {k: r.get(k) for k in ("tokens_per_s_steady", "tokens_per_s_first_pass", "peak_gpu_gib", "sharded", "error")}, flush=True)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import torch
 
 # %% auto #0
-__all__ = ['MemoryEstimate', 'estimate_memory']
+__all__ = ['MemoryEstimate', 'activation_memory', 'estimate_memory']
 
 # %% ../../nbs/31a_train.memory.ipynb #d6511af5
 @dataclass
@@ -37,6 +37,19 @@ def _base_config(model):
 
 def _bytes(p: torch.Tensor) -> int: return p.numel() * p.element_size()
 
+def activation_memory(config,  # a Llama-style transformers config
+                      tokens: int,  # tokens in one micro-batch (rows x length, or a packed row's length)
+                      gradient_checkpointing: bool = False,  # whether activations are recomputed
+                      value_bytes: int = 2,  # bytes per activation value (2 in bf16, 4 in fp32)
+                     ) -> int:
+    "Bytes the forward pass keeps for the backward pass: per layer and token `6h + 2kv + 4i` values (only `h` with checkpointing, plus one layer's worth), and the fp32 logits with their gradient."
+    c = config
+    kv = c.hidden_size // c.num_attention_heads * getattr(c, "num_key_value_heads", c.num_attention_heads)
+    full_layer = 6 * c.hidden_size + 2 * kv + 4 * c.intermediate_size
+    acts = tokens * c.num_hidden_layers * (c.hidden_size if gradient_checkpointing else full_layer) * value_bytes
+    if gradient_checkpointing: acts += tokens * full_layer * value_bytes  # the layer being recomputed
+    return acts + tokens * c.vocab_size * 4 * 2  # fp32 logits and their gradient
+
 def estimate_memory(model: torch.nn.Module,  # the model with its method applied
                     batch_size: int,  # rows per micro-batch
                     seq_len: int,  # tokens per row
@@ -51,13 +64,7 @@ def estimate_memory(model: torch.nn.Module,  # the model with its method applied
     c = _base_config(model)
     if activation_bytes is None:  # bf16 autocast on a GPU, fp32 on the CPU
         activation_bytes = 2 if next(iter(params)).device.type == "cuda" else 4
-    kv = c.hidden_size // c.num_attention_heads * getattr(c, "num_key_value_heads", c.num_attention_heads)
-    per_layer = c.hidden_size if gradient_checkpointing else 6 * c.hidden_size + 2 * kv + 4 * c.intermediate_size
-    tokens = batch_size * seq_len
-    acts = tokens * c.num_hidden_layers * per_layer * activation_bytes
-    if gradient_checkpointing: acts += tokens * (6 * c.hidden_size + 2 * kv + 4 * c.intermediate_size) * activation_bytes
-    acts += tokens * c.vocab_size * 4 * 2  # fp32 logits and their gradient
     return MemoryEstimate(weights=sum(_bytes(p) for p in params) + sum(_bytes(b) for b in model.buffers()),
                           gradients=sum(_bytes(p) for p in trainable),
                           optimizer=sum(2 * p.numel() * (state_bytes or p.element_size()) for p in trainable),
-                          activations=acts)
+                          activations=activation_memory(c, batch_size * seq_len, gradient_checkpointing, activation_bytes))
