@@ -290,6 +290,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--output-root", help="where run folders go (default: settings.ini's output_root)")
     r.add_argument("--overwrite", action="store_true", help="write into an existing run folder")
     r.add_argument("--resume", action="store_true", help="continue an unfinished run (same run name and parameters) from its last checkpoint")
+    r.add_argument("--gpus", type=int, metavar="N", help="train in N worker processes, one per GPU (CPU processes without GPUs): the job's `gpus` parameter")
+    r.add_argument("--strategy", choices=("ddp", "fsdp", "zero2", "zero3"), help="with --gpus: the distributed strategy (the job's `strategy` parameter)")
     rs = sub.add_parser("runs", help="the runs under the output root: status, parameters given, headline figures, age")
     rs.add_argument("--job", help="only this job's runs"); rs.add_argument("--status", choices=("running", "succeeded", "failed", "interrupted"), help="only runs with this status")
     sh = sub.add_parser("show", help="one run's manifest and metrics")
@@ -348,6 +350,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.cmd in ("runs", "show", "diff"): print(browse(args)); return 0
         if args.params_file: params = read_param_files(args.params_file, resolve_job(args.job)) | params
         if args.quick: params["quick"] = "True"
+        params |= {k: str(v) for k, v in (("gpus", args.gpus), ("strategy", args.strategy)) if v is not None}  # refused by jobs without them
         run_dir = run_job(args.job, params, run_name=args.run_name, output_root=args.output_root, overwrite=args.overwrite, resume=args.resume)
     except JobFailed as e:
         print(f"ft_nb: job failed: {e}\nmanifest: {e.run_dir / 'manifest.json'}", file=sys.stderr); return 1

@@ -17,7 +17,7 @@ from .core import get_settings, pick_device, pick_dtype, sha256_file
 
 # %% auto #0
 __all__ = ['EMBEDDED', 'TINY', 'RANDOM', 'embedded_gguf', 'cache_is_valid', 'embedded_cache_dir', 'build_embedded_cache',
-           'tiny_config', 'load_tokenizer', 'load_base_model', 'chat', 'generate_replies']
+           'tiny_config', 'load_tokenizer', 'load_config', 'load_base_model', 'chat', 'generate_replies']
 
 # %% ../nbs/01_models.ipynb #1a161f00
 EMBEDDED, TINY, RANDOM = "embedded", "tiny", "random:"  # RANDOM + a folder: its config with random weights
@@ -115,6 +115,15 @@ def load_tokenizer(name: str | None = None,  # 'embedded', 'tiny', a folder or a
     name = name or get_settings().base_model
     src = build_embedded_cache() if name in (EMBEDDED, TINY) else _resolve(name.removeprefix(RANDOM))
     return AutoTokenizer.from_pretrained(src, trust_remote_code=trust_remote_code)
+
+def load_config(name: str | None = None,  # 'embedded', 'tiny', 'random:FOLDER', a folder or a hub id; None: the settings' base model
+                trust_remote_code: bool = False,  # run code shipped with a hub model (only if you trust it)
+               ):
+    "The transformers config of base model `name`, without loading its weights (for planning)."
+    name = name or get_settings().base_model
+    if name == TINY: return tiny_config(len(load_tokenizer(TINY)))
+    src = build_embedded_cache() if name == EMBEDDED else _resolve(name.removeprefix(RANDOM))
+    return AutoConfig.from_pretrained(src, trust_remote_code=trust_remote_code)
 
 def _resolve(name: str) -> str | Path:
     "A local folder (must exist) or a hub id; anything else is refused with what is accepted."

@@ -94,3 +94,30 @@ def test_fsdp_and_zero_are_refused_on_cpu_processes_with_the_reason(data, tmp_pa
     for strategy in ("fsdp", "zero3"):
         with pytest.raises(ValueError, match="needs GPUs"):
             prepare(tmp_path / strategy, "tiny", data, "lora", CFG, OPTIONS, strategy, cuda=False)
+
+
+def test_train_job_with_gpus_evaluates_its_saved_result_like_a_single_process_run(tmp_path):
+    "`ft_nb run train --gpus 2` (batch 2 a process) against one process with batch 4: the same weights, the same answers, the same scores."
+    from conftest import ft_nb
+    import json
+    common = ["--quick", "-p", "method_options", '{"dropout": 0}', "--output-root", tmp_path]
+    two = ft_nb("run", "train", *common, "--gpus", "2", "-p", "batch_size", "2", "--run-name", "two")
+    one = ft_nb("run", "train", *common, "-p", "batch_size", "4", "--run-name", "one")
+    assert two.returncode == 0 and one.returncode == 0, two.stderr[-2000:] + one.stderr[-2000:]
+    _assert_same(_adapter(tmp_path / "two" / "adapter"), _adapter(tmp_path / "one" / "adapter"))
+    m2, m1 = (json.loads((tmp_path / r / "metrics.json").read_text()) for r in ("two", "one"))
+    assert m2["world_size"] == 2 and m2["after"] == m1["after"] and m2["before"] == m1["before"]
+    answers = lambda r: [json.loads(l)["tuned"] for l in (tmp_path / r / "generations.jsonl").read_text().splitlines()]
+    assert answers("two") == answers("one")
+
+
+def test_distributed_job_compares_strategies_with_equal_losses_and_no_cuda_in_its_kernel(tmp_path):
+    from conftest import ft_nb
+    import json
+    r = ft_nb("run", "distributed", "--quick", "--output-root", tmp_path, "--run-name", "d")
+    assert r.returncode == 0, r.stderr[-3000:]
+    rows = json.loads((tmp_path / "d" / "comparison.json").read_text())
+    assert [x["run"] for x in rows] == ["ddp x1", "ddp x2"] and rows[0]["global_batch"] == rows[1]["global_batch"]
+    assert rows[1]["max_loss_gap"] < 1e-4 and len(rows[1]["losses"]) == 4
+    assert json.loads((tmp_path / "d" / "metrics.json").read_text())["cuda_initialised_in_kernel"] is False
+    assert (tmp_path / "d" / "strategies.png").stat().st_size > 0 and (tmp_path / "d" / "ddp-2" / "adapter" / "adapter_model.safetensors").is_file()

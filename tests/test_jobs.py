@@ -53,7 +53,7 @@ def test_quickstart_writes_a_complete_run_and_repeats_exactly(out):
 
 
 @pytest.mark.parametrize("args, says", [
-    (["run", "quickstrat"], "Unknown job 'quickstrat'; jobs: compare, curate, eval, export, forgetting, instruct, prefer, quickstart, rag, search, sweep, train"),
+    (["run", "quickstrat"], "Unknown job 'quickstrat'; jobs: compare, curate, distributed, eval, export, forgetting, instruct, prefer, quickstart, rag, search, sweep, train"),
     (["run", "quickstart", "-p", "max_step", "3"], "Unknown parameter(s) max_step for quickstart; valid: base_model"),
     (["run", "quickstart", "-p", "max_steps", "three"], "parameter 'max_steps' expects int, got 'three'"),
     (["run", "quickstart", "-p", "run_dir", "/tmp/x"], "Unknown parameter(s) run_dir"),
