@@ -16,7 +16,7 @@ install:
 
 test:
 	$(BIN)/nbdev-test --n-workers 2
-	$(BIN)/pytest -q tests
+	$(BIN)/pytest -q --durations=20 tests
 
 run:
 	$(BIN)/ft_nb run quickstart
