@@ -152,6 +152,8 @@ def main():
     if "kill" in a.only.split(","):
         k = kill_and_resume(shapes, work); print("kill", k, flush=True)
         (out / "runs" / "kill.json").write_text(json.dumps(k, indent=1))
+    env["cuda_initialised_in_this_process"] = torch.cuda.is_initialized()  # the launching process (a notebook's kernel, in a job) never touches CUDA
+    print("CUDA initialised in the launching process:", env["cuda_initialised_in_this_process"], flush=True)
     (out / "distributed_gpu.json").write_text(json.dumps({"env": env, "runs": results}, indent=1))
 
 
