@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # The CPU build of torch (2.13.0 lies on this machine's disk). On a GPU machine: make install TORCH=torch
 TORCH ?= torch==2.13.0
 
-.PHONY: install test run export clean check
+.PHONY: install test run export clean check lab execute docs
 
 install:
 	python3 -m venv $(VENV)
@@ -30,3 +30,16 @@ export:
 check:
 	$(BIN)/nbdev-export && $(BIN)/nbdev-clean
 	git diff --exit-code -- ft_nb nbs
+
+# the notebooks in JupyterLab, from the same .venv
+lab:
+	$(BIN)/jupyter lab nbs/
+
+# run the library notebooks whose code changed since their stored outputs (commit them executed)
+execute:
+	$(BIN)/python docs/execute.py
+
+# the documentation site from the notebooks' stored outputs: build/docs_html/index.html
+docs:
+	$(BIN)/python docs/build.py --index
+	$(BIN)/python docs/build.py

@@ -6,11 +6,11 @@ Docs: https://ft-nb.github.io/ft_nb/cli.html.md"""
 
 # %% ../nbs/61_cli.ipynb #11300db4
 from __future__ import annotations
-import argparse, json, math, os, re, shutil, sys
+import argparse, contextlib, json, math, os, re, shutil, sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from .core import _package_root, atomic_write_json, check_interrupted, finish_run, get_settings, read_manifest, run_dir_for, start_run
+from .core import PROGRESS_ENV, _package_root, atomic_write_json, check_interrupted, finish_run, get_settings, read_manifest, run_dir_for, start_run
 from .jobs import input_fingerprints
 from .runs import diff_runs, diff_table, diff_verdict, list_runs, runs_table, show_run
 
@@ -166,6 +166,24 @@ class JobFailed(RuntimeError):
     "A job notebook raised; `run_dir` holds its partial notebook and a 'failed' manifest."
     def __init__(self, msg: str, run_dir: Path): super().__init__(msg); self.run_dir = run_dir
 
+class _Tee:
+    "A file-like object writing to several streams (None ones skipped)."
+    def __init__(self, *streams): self.streams = [s for s in streams if s is not None]
+    def write(self, text: str):
+        for s in self.streams: s.write(text)
+    def flush(self):
+        for s in self.streams: s.flush()
+
+@contextlib.contextmanager
+def _progress_env(on: bool):
+    "With `on`, the kernel's training loops print a progress line every 10 seconds (`train.sft.ProgressLines`)."
+    old = os.environ.get(PROGRESS_ENV)
+    if on: os.environ[PROGRESS_ENV] = "10"
+    try: yield
+    finally:
+        if old is None: os.environ.pop(PROGRESS_ENV, None)
+        else: os.environ[PROGRESS_ENV] = old
+
 def run_job(job: str,  # a job name or a path to a notebook
             params: dict | None = None,  # parameter values (strings are converted to the declared types)
             run_name: str | None = None,  # the run folder's name; None: the job's run_name, else <job>-<time>
@@ -196,8 +214,9 @@ def run_job(job: str,  # a job name or a path to a notebook
     atomic_write_json(run_dir / "manifest.json", m)
     out_nb = run_dir / f"{nb.stem}.ipynb"
     try:
-        pm.execute_notebook(str(nb), str(out_nb), parameters={**values, "run_dir": str(run_dir)}, cwd=os.getcwd(),  # relative paths in parameters mean what they mean to the caller
-                            kernel_name="python3", progress_bar=progress, log_output=False)
+        with open(run_dir / "log.txt", "a") as log, _progress_env(progress):  # the kernel's printed output: the terminal (stdout) and log.txt (both)
+            pm.execute_notebook(str(nb), str(out_nb), parameters={**values, "run_dir": str(run_dir)}, cwd=os.getcwd(),  # relative paths in parameters mean what they mean to the caller
+                                kernel_name="python3", progress_bar=progress, log_output=False, stdout_file=_Tee(log, sys.stdout if progress else None), stderr_file=log)
     except pm.PapermillExecutionError as e:
         finish_run(run_dir, "failed", error=f"{e.ename}: {e.evalue}", failed_cell=e.exec_count, notebook=str(out_nb))
         run_dir = _keep_failed(run_dir, replaces)

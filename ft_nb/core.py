@@ -13,10 +13,10 @@ from pathlib import Path
 import torch
 
 # %% auto #0
-__all__ = ['SETTINGS_FILE', 'MANIFEST', 'Settings', 'find_settings_file', 'get_settings', 'seed_everything', 'pick_device',
-           'pick_dtype', 'atomic_path', 'atomic_write_text', 'atomic_write_json', 'atomic_dir', 'run_dir_for',
-           'package_versions', 'git_state', 'sha256_file', 'hardware', 'start_run', 'finish_run', 'read_manifest',
-           'check_interrupted', 'Registry', 'json_param']
+__all__ = ['SETTINGS_FILE', 'PROGRESS_ENV', 'MANIFEST', 'Settings', 'find_settings_file', 'get_settings', 'seed_everything',
+           'pick_device', 'pick_dtype', 'atomic_path', 'atomic_write_text', 'atomic_write_json', 'atomic_dir',
+           'run_dir_for', 'package_versions', 'git_state', 'sha256_file', 'hardware', 'start_run', 'finish_run',
+           'read_manifest', 'check_interrupted', 'Registry', 'json_param']
 
 # %% ../nbs/00_core.ipynb #aafc2b82
 @dataclass(frozen=True)
@@ -123,6 +123,8 @@ def pick_dtype(device: torch.device | str) -> torch.dtype:
     return torch.float32
 
 # %% ../nbs/00_core.ipynb #c891cb2b
+PROGRESS_ENV = "FT_NB_PROGRESS"  # set by `ft_nb run` for a job's kernel: seconds between plain progress lines (train.sft.ProgressLines)
+
 @contextlib.contextmanager
 def atomic_path(path: Path | str,  # the file to write
                 suffix: str = "",  # the temporary file's suffix; default: the target's

@@ -15,7 +15,7 @@ import torch
 from datasets import DatasetDict
 from transformers import EarlyStoppingCallback, PreTrainedModel, PreTrainedTokenizerBase, Trainer, TrainerCallback, TrainingArguments
 
-from ..core import atomic_path, get_settings
+from ..core import PROGRESS_ENV, atomic_path, get_settings
 from ..data.audit import audit_records, check_audit
 from ..data.builtin import limit_rows, load_data, max_length_for
 from ..data.replay import mix_replay, replay_count, replay_records
@@ -29,8 +29,8 @@ from .packing import packing_collator, packing_context
 
 # %% auto #0
 __all__ = ['TRIAL_ENV', 'SFTConfig', 'sft_config', 'History', 'plot_losses', 'save_history', 'plot_lr', 'TokenCounts',
-           'TrainResult', 'run_metrics', 'balanced_sampler', 'BalancedTrainer', 'TrialReport', 'trial_callbacks',
-           'train_sft', 'training_data']
+           'TrainResult', 'run_metrics', 'balanced_sampler', 'BalancedTrainer', 'ProgressLines', 'progress_callbacks',
+           'TrialReport', 'trial_callbacks', 'train_sft', 'training_data']
 
 # %% ../../nbs/32_train.sft.ipynb #90d9ebac
 @dataclass
@@ -204,6 +204,31 @@ class BalancedTrainer(Trainer):
 
     def _get_train_sampler(self, train_dataset=None): return balanced_sampler(self.weights, self.args.seed)
 
+# %% ../../nbs/32_train.sft.ipynb #256ca77b
+def _clock(s: float) -> str: return f"{int(s // 60)}:{int(s % 60):02d}"
+
+class ProgressLines(TrainerCallback):
+    "Prints `step n/N  loss x  t tokens/s  m:ss elapsed, ~m:ss left` at most every `every_s` seconds, and at the last step (rank 0 only)."
+    def __init__(self, every_s: float = 10.0):  # seconds between lines
+        self.every_s, self._t0, self._last, self._start = every_s, 0.0, 0.0, 0
+
+    def on_train_begin(self, args, state, control, **kw):
+        self._t0 = self._last = time.perf_counter(); self._start = state.global_step
+
+    def on_log(self, args, state, control, logs=None, **kw):
+        if not state.is_world_process_zero or "loss" not in (logs or {}): return
+        now = time.perf_counter()
+        if now - self._last < self.every_s and state.global_step < state.max_steps: return
+        self._last, done, tps = now, state.global_step - self._start, state.log_history[-1].get("tokens_per_s")
+        left = (now - self._t0) / max(done, 1) * (state.max_steps - state.global_step)
+        print(f"step {state.global_step}/{state.max_steps}  loss {logs['loss']:.4f}" + (f"  {tps:,.0f} tokens/s" if tps else "")
+              + f"  {_clock(now - self._t0)} elapsed, ~{_clock(left)} left", flush=True)
+
+def progress_callbacks() -> list:
+    "A `ProgressLines` when FT_NB_PROGRESS is set (by `ft_nb run`), else nothing."
+    raw = os.environ.get(PROGRESS_ENV)
+    return [ProgressLines(float(raw))] if raw else []
+
 # %% ../../nbs/32_train.sft.ipynb #3fe8ed65
 TRIAL_ENV = "FT_NB_TRIAL"  # set by a hyperparameter search: JSON with the study's storage, its name, the trial's id and the pruner's arguments
 
@@ -339,7 +364,7 @@ def _run_trainer(model, tok, train, val, method, cfg, seed, output_dir, callback
         trainer = (BalancedTrainer if balance else Trainer)(model=model, args=args, train_dataset=train.select_columns(keep), **balance,
                           eval_dataset=val.select_columns(keep) if has_val else None,
                           data_collator=packing_collator() if cfg.packing else collator(tok),
-                          callbacks=[history, counts, MarkComplete(), *(callbacks or [])])
+                          callbacks=[history, counts, MarkComplete(), *progress_callbacks(), *(callbacks or [])])
         if cfg.early_stopping_patience: trainer.add_callback(EarlyStoppingCallback(cfg.early_stopping_patience))
         t0 = time.perf_counter()
         try: trainer.train(resume_from_checkpoint=str(last) if last else None)
