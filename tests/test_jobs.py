@@ -1,5 +1,5 @@
 "Job notebooks run through the `ft_nb` command: files, manifests, reproducibility and refusals."
-import json
+import json, re
 
 import nbformat
 import pytest
@@ -42,6 +42,9 @@ def test_quickstart_writes_a_complete_run_and_repeats_exactly(out):
     assert m["best_val_loss"] < m["first_val_loss"]
     assert m["eval_split"] == "test" and m["eval_items"] == 2 and m["forgetting"] is not None and set(m["difference"]) >= {"fields", "token_f1"}
     assert (run / "loss.png").read_bytes()[:4] == b"\x89PNG"
+    # the training's progress reached the terminal as plain lines, and the whole printed output is kept in log.txt
+    last = re.findall(r"^step (\d+)/(\d+)  loss [\d.]+.*elapsed, ~[\d:]+ left$", r.stdout, re.M)[-1]
+    assert last[0] == last[1] == str(m["steps"]) and "step " + last[0] in (run / "log.txt").read_text()
 
     r2, run2 = _run(out, "b")
     assert r2.returncode == 0, r2.stderr[-3000:]
