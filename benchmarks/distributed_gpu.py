@@ -100,22 +100,24 @@ def measure(name, shape, method, strategy, gpus, batch, accum, shapes, steps, wo
             "losses": [r["loss"] for r in m["rows"] if "loss" in r and "eval_loss" not in r]}
 
 
-def kill_and_resume(shapes, work):
-    "1B LoRA, DDP on 2 GPUs, checkpoints every 4 steps: rank 1 SIGKILLed after the first, then resumed."
+def kill_and_resume(shapes, work, strategy="ddp", processes=2):
+    "1B LoRA, checkpoints every 4 steps: the last rank SIGKILLed after the first complete checkpoint, then the launch repeated into the same folder."
     from ft_nb.distributed.launch import LaunchError, launch
     from ft_nb.train.checkpoints import last_complete_checkpoint
-    run, c = work / "kill", cfg(16, 1, 16, save_every=4)
+    run, c, victim = work / f"kill-{strategy}-{processes}", cfg(16, 1, 16, save_every=4), processes - 1
     def kill():
-        pid = run / "distributed" / "rank1.pid"
+        pid = run / "distributed" / f"rank{victim}.pid"
         while not (pid.exists() and last_complete_checkpoint(run / "checkpoints")): time.sleep(0.05)
         os.kill(int(pid.read_text()), signal.SIGKILL)
     threading.Thread(target=kill, daemon=True).start()
     try:
-        launch(run, f"random:{shapes / '1b'}", data(), "lora", c, {}, processes=2, strategy="ddp", echo=False); error = None
+        launch(run, f"random:{shapes / '1b'}", data(), "lora", c, {}, processes=processes, strategy=strategy, echo=False); error = None
     except LaunchError as e: error = str(e)
     last = last_complete_checkpoint(run / "checkpoints")
-    again = launch(run, f"random:{shapes / '1b'}", data(), "lora", c, {}, processes=2, strategy="ddp", echo=False).metrics
-    return {"error": error, "last_checkpoint": last.name if last else None, "resumed_from": again["resumed_from"], "steps": again["steps"]}
+    files = sorted(str(p.relative_to(last)) for p in last.rglob("*") if p.is_file())[:20] if last else []
+    again = launch(run, f"random:{shapes / '1b'}", data(), "lora", c, {}, processes=processes, strategy=strategy, echo=False).metrics
+    return {"strategy": strategy, "processes": processes, "error": error, "last_checkpoint": last.name if last else None, "checkpoint_files": files,
+            "resumed_from": again["resumed_from"], "steps": again["steps"], "sharded": again["sharded"]}
 
 
 def main():
@@ -149,9 +151,11 @@ def main():
         (out / "runs" / f"{name}.json").write_text(json.dumps(r, indent=1))
         print(name, {k: r.get(k) for k in ("tokens_per_s_steady", "tokens_per_s_first_pass", "peak_gpu_gib", "sharded", "error")}, flush=True)
         shutil.rmtree(work / name, ignore_errors=True)
-    if "kill" in a.only.split(","):
-        k = kill_and_resume(shapes, work); print("kill", k, flush=True)
-        (out / "runs" / "kill.json").write_text(json.dumps(k, indent=1))
+    for name in ("kill", "kill-fsdp-1"):  # DDP on 2 GPUs; FSDP on one (its sharded checkpoint resumed)
+        if name not in a.only.split(","): continue
+        k = kill_and_resume(shapes, work) if name == "kill" else kill_and_resume(shapes, work, "fsdp", 1)
+        print(name, k, flush=True)
+        (out / "runs" / f"{name}.json").write_text(json.dumps(k, indent=1))
     env["cuda_initialised_in_this_process"] = torch.cuda.is_initialized()  # the launching process (a notebook's kernel, in a job) never touches CUDA
     print("CUDA initialised in the launching process:", env["cuda_initialised_in_this_process"], flush=True)
     (out / "distributed_gpu.json").write_text(json.dumps({"env": env, "runs": results}, indent=1))

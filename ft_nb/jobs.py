@@ -102,9 +102,10 @@ def input_fingerprints(params: dict) -> dict:
     return out | {k: model_fingerprint(v) for k, v in params.items() if k in MODEL_PARAMS and isinstance(v, str) and v}
 
 def artifact_hashes(run_dir: Path | str) -> dict:
-    "SHA-256 of every file a run wrote, by relative path: all but the manifest, the executed notebook, checkpoints and hidden files."
+    "SHA-256 of every file a run wrote, by relative path: all but the manifest, the executed notebook and the logs (they hold times), checkpoints and hidden files."
     run_dir = Path(run_dir)
-    keep = lambda f: f.is_file() and f.name != MANIFEST and f.suffix != ".ipynb" and not any(s.startswith(".") or s == "checkpoints" for s in f.relative_to(run_dir).parts)
+    logs = lambda f: f.name in ("log.txt", "launch.log") or f.suffix in (".ipynb", ".pid")
+    keep = lambda f: f.is_file() and f.name != MANIFEST and not logs(f) and not any(s.startswith(".") or s == "checkpoints" for s in f.relative_to(run_dir).parts)
     return {f.relative_to(run_dir).as_posix(): sha256_file(f) for f in sorted(run_dir.rglob("*")) if keep(f)}
 
 # %% ../nbs/60_jobs.ipynb #2acd7260
