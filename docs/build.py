@@ -34,6 +34,7 @@ PATHS = [  # goal, notebooks to read, the job that does it
     ("Evaluate an existing fine-tune", ["50_eval.core", "51_eval.metrics", "53_eval.harness", "54_eval.review", "52_eval.forgetting"], "ft_nb run eval -p run outputs/<run>"),
     ("Fine-tune or RAG?", ["70_decide", "55_rag"], "ft_nb run rag -p documents my_docs -p questions q.jsonl"),
     ("Choose hyperparameters", ["33_train.guide", "63_experiments"], "ft_nb run search -p spec my_search.yaml"),
+    ("Train fast on one GPU", ["30_train.packing", "36_train.fast", "37_bench", "31a_train.memory"], "ft_nb bench --model 1b, then ft_nb run train -p packing True"),
 ]
 
 

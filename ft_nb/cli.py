@@ -17,7 +17,7 @@ from .runs import diff_runs, diff_table, diff_verdict, list_runs, runs_table, sh
 # %% auto #0
 __all__ = ['RESERVED', 'jobs_dir', 'list_jobs', 'resolve_job', 'job_parameters', 'in_range', 'coerce', 'check_parameters',
            'read_param_files', 'check_values', 'JobFailed', 'run_job', 'run_variants', 'compare_methods', 'format_jobs',
-           'browse', 'format_counts', 'main']
+           'browse', 'run_bench', 'format_counts', 'main']
 
 # %% ../nbs/61_cli.ipynb #97077111
 def jobs_dir() -> Path:
@@ -317,6 +317,16 @@ def _parser() -> argparse.ArgumentParser:
     sh.add_argument("run", help="a run name under the output root, or a run folder")
     df = sub.add_parser("diff", help="what differs between two runs, each difference marked as a time, a name or a result")
     df.add_argument("a", help="a run name or folder"); df.add_argument("b", help="another")
+    b = sub.add_parser("bench", help="training speed side by side: a tutorial's loop, a stock expert's loop and ft_nb's path, each in a fresh process (ft_nb.bench)")
+    b.add_argument("--quick", action="store_true", help="the CPU smoke test: a tiny model, 6 steps, one round (checks the arms agree; its timings mean nothing)")
+    b.add_argument("--model", default="1b", help="the model's shape: tiny, 1b, 8b or 70b (random weights)")
+    b.add_argument("--steps", type=int, default=200, help="optimizer steps of each run")
+    b.add_argument("--repeats", type=int, default=3, help="rounds; every arm runs once a round, in a fresh process")
+    b.add_argument("--rows", type=int, default=1, help="packed rows per optimizer step")
+    b.add_argument("--row-len", type=int, default=4096, help="tokens per packed row")
+    b.add_argument("--arms", default="tutorial,expert,ft_nb", help="comma-separated arms")
+    b.add_argument("--checkpointing", action="store_true", help="gradient checkpointing in the ft_nb arm")
+    b.add_argument("--out", help="result folder (default: <output_root>/bench-<model>-<time>)")
     for s in (rs, sh, df):
         s.add_argument("--output-root", help="where run folders are (default: settings.ini's output_root)")
         s.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -341,6 +351,18 @@ def browse(args) -> str:
                                  "metrics: " + json.dumps(shown["metrics"], indent=1)])
     rows = diff_runs(_run_path(args.a, args.output_root), _run_path(args.b, args.output_root))
     return json.dumps({"verdict": diff_verdict(rows), "differences": rows}, indent=1, default=str) if args.json else diff_table(rows) + "\n\n" + diff_verdict(rows)
+
+def run_bench(args) -> str:
+    "What `ft_nb bench` does: run the arms (`bench.bench`) and return the table, the loss gaps and where the results are."
+    import time
+    from ft_nb.bench import ARM_FNS, MODELS, QUICK, BenchSpec, bench, bench_table
+    arms = tuple(a.strip() for a in args.arms.split(","))
+    if bad := [a for a in arms if a not in ARM_FNS]: raise ValueError(f"--arms: unknown {bad}; the arms are {', '.join(ARM_FNS)}")
+    if args.model not in MODELS: raise ValueError(f"--model: unknown {args.model!r}; the shapes are {', '.join(MODELS)}")
+    spec = QUICK if args.quick else BenchSpec(args.model, steps=args.steps, rows=args.rows, row_len=args.row_len, checkpointing=args.checkpointing)
+    folder = Path(args.out or Path(get_settings().output_root) / f"bench-{spec.model}-{time.strftime('%Y%m%d-%H%M%S')}")
+    summary = bench(spec, folder, arms, repeats=1 if args.quick else args.repeats)
+    return bench_table([summary]) + "\nloss gaps (largest per-step difference): " + json.dumps(summary["loss_gaps"]) + f"\nresults: {folder}"
 
 def _take_params(argv: list[str]) -> tuple[list[str], dict]:
     "Take every `-p NAME VALUE` out of `argv` before argparse sees it, so that a VALUE may start with '-' (`-p lr -1e-3`)."
@@ -367,6 +389,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.cmd == "list": print(format_jobs()); return 0
         if args.cmd in ("runs", "show", "diff"): print(browse(args)); return 0
+        if args.cmd == "bench": print(run_bench(args)); return 0
         if args.params_file: params = read_param_files(args.params_file, resolve_job(args.job)) | params
         if args.quick: params["quick"] = "True"
         params |= {k: str(v) for k, v in (("gpus", args.gpus), ("strategy", args.strategy)) if v is not None}  # refused by jobs without them
@@ -375,6 +398,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ft_nb: job failed: {e}\nmanifest: {e.run_dir / 'manifest.json'}", file=sys.stderr); return 1
     except (ValueError, FileNotFoundError, FileExistsError) as e:
         print(f"ft_nb: error: {e}", file=sys.stderr); return 2
+    except RuntimeError as e:  # a benchmark arm failed
+        print(f"ft_nb: {e}", file=sys.stderr); return 1
     if (metrics := run_dir / "metrics.json").is_file() and (counts := json.loads(metrics.read_text()).get("counts")):
         print(f"ft_nb: rows: {format_counts(counts)}")
     print(f"ft_nb: {args.job} succeeded: {run_dir}")

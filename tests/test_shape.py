@@ -11,7 +11,7 @@ from conftest import ROOT
 PKG = ROOT / "ft_nb"
 # Lower layers never import from higher ones: core, then models, then data, then methods and evaluation,
 # then training, then the jobs and the command line at the top.
-LAYERS = [("ft_nb.core",), ("ft_nb.models",), ("ft_nb.data",), ("ft_nb.methods", "ft_nb.eval", "ft_nb.rag", "ft_nb.export"), ("ft_nb.train",), ("ft_nb.runs", "ft_nb.distributed"), ("ft_nb.jobs", "ft_nb.cli", "ft_nb.decide", "ft_nb.experiments")]
+LAYERS = [("ft_nb.core",), ("ft_nb.models",), ("ft_nb.data",), ("ft_nb.methods", "ft_nb.eval", "ft_nb.rag", "ft_nb.export"), ("ft_nb.train",), ("ft_nb.runs", "ft_nb.distributed", "ft_nb.bench"), ("ft_nb.jobs", "ft_nb.cli", "ft_nb.decide", "ft_nb.experiments")]
 
 
 def _modules() -> list[str]:

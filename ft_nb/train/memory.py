@@ -41,14 +41,15 @@ def activation_memory(config,  # a Llama-style transformers config
                       tokens: int,  # tokens in one micro-batch (rows x length, or a packed row's length)
                       gradient_checkpointing: bool = False,  # whether activations are recomputed
                       value_bytes: int = 2,  # bytes per activation value (2 in bf16, 4 in fp32)
+                      fused_loss: bool = False,  # the loss is fused with the output projection (Liger): no full-vocabulary logits are kept
                      ) -> int:
-    "Bytes the forward pass keeps for the backward pass: per layer and token `6h + 2kv + 4i` values (only `h` with checkpointing, plus one layer's worth), and the fp32 logits with their gradient."
+    "Bytes the forward pass keeps for the backward pass: per layer and token `6h + 2kv + 4i` values (only `h` with checkpointing, plus one layer's worth), and the fp32 logits with their gradient (unless `fused_loss`)."
     c = config
     kv = c.hidden_size // c.num_attention_heads * getattr(c, "num_key_value_heads", c.num_attention_heads)
     full_layer = 6 * c.hidden_size + 2 * kv + 4 * c.intermediate_size
     acts = tokens * c.num_hidden_layers * (c.hidden_size if gradient_checkpointing else full_layer) * value_bytes
     if gradient_checkpointing: acts += tokens * full_layer * value_bytes  # the layer being recomputed
-    return acts + tokens * c.vocab_size * 4 * 2  # fp32 logits and their gradient
+    return acts + (0 if fused_loss else tokens * c.vocab_size * 4 * 2)  # fp32 logits and their gradient
 
 def estimate_memory(model: torch.nn.Module,  # the model with its method applied
                     batch_size: int,  # rows per micro-batch
@@ -56,6 +57,7 @@ def estimate_memory(model: torch.nn.Module,  # the model with its method applied
                     gradient_checkpointing: bool = False,  # whether activations are recomputed
                     optim: str = "adamw_torch",  # the optimizer (8-bit ones keep one byte per state)
                     activation_bytes: int | None = None,  # bytes per activation value; None: 2 on a GPU (bf16), 4 on the CPU
+                    fused_loss: bool = False,  # the loss is fused with the output projection (the fast path with Liger): no full logits
                    ) -> MemoryEstimate:
     "Estimate the peak memory of training `model` (with its method applied) on batches of `batch_size` x `seq_len` tokens."
     params = {id(p): p for p in model.parameters()}.values()  # tied weights once
@@ -67,4 +69,4 @@ def estimate_memory(model: torch.nn.Module,  # the model with its method applied
     return MemoryEstimate(weights=sum(_bytes(p) for p in params) + sum(_bytes(b) for b in model.buffers()),
                           gradients=sum(_bytes(p) for p in trainable),
                           optimizer=sum(2 * p.numel() * (state_bytes or p.element_size()) for p in trainable),
-                          activations=activation_memory(c, batch_size * seq_len, gradient_checkpointing, activation_bytes))
+                          activations=activation_memory(c, batch_size * seq_len, gradient_checkpointing, activation_bytes, fused_loss))

@@ -24,13 +24,14 @@ from ..data.records import write_jsonl
 from ..data.tokenize import IGNORE_INDEX, collator, tokenize_dataset
 from ..methods.core import apply_method, count_parameters, get_method
 from .checkpoints import MarkComplete, last_complete_checkpoint
+from .fast import FastParts, RowCollator, fast_parts, packed_dataset
 from .memory import MemoryEstimate, estimate_memory
 from .packing import packing_collator, packing_context
 
 # %% auto #0
 __all__ = ['TRIAL_ENV', 'SFTConfig', 'sft_config', 'History', 'plot_losses', 'save_history', 'plot_lr', 'TokenCounts',
-           'TrainResult', 'run_metrics', 'balanced_sampler', 'BalancedTrainer', 'ProgressLines', 'progress_callbacks',
-           'TrialReport', 'trial_callbacks', 'train_sft', 'training_data']
+           'TrainResult', 'run_metrics', 'balanced_sampler', 'FtTrainer', 'ProgressLines', 'progress_callbacks',
+           'TrialReport', 'trial_callbacks', 'train_sft', 'rows_that_fit', 'training_data']
 
 # %% ../../nbs/32_train.sft.ipynb #90d9ebac
 @dataclass
@@ -48,7 +49,11 @@ class SFTConfig:
     eval_every: int = 10  # steps between validation losses
     seed: int | None = None  # None: settings' seed
     audit: bool = True  # refuse training data that fails the supervision audit (data.audit)
-    packing: bool = False  # pack each batch into one row without padding (train.packing)
+    packing: bool = False  # pack examples into rows without padding, each kept to itself (train.packing; on a GPU the fast path, train.fast)
+    fast: bool | None = None  # the fast path (train.fast): rows of pack_length tokens, document-masked flex attention, fused kernels; None: on with packing on a GPU
+    pack_length: int = 4096  # fast path: tokens per packed row (at least max_length); every row this long, so shapes never change
+    pack_rows: int = 0  # fast path: packed rows per micro-batch; 0: as many as hold batch_size x max_length tokens; -1: the most the memory estimate fits in free memory
+    shuffle: bool = True  # False: training rows in the data's order (benchmarks, curricula)
     save_every: int = 0  # steps between checkpoints (a multiple of eval_every); 0: none
     keep_last: int = 2  # checkpoints kept (the best one too, when load_best)
     resume: bool = True  # continue from the last complete checkpoint in output_dir, if there is one
@@ -196,13 +201,24 @@ def balanced_sampler(weights: list[float],  # one weight per training row
     "Draws as many rows as there are, with replacement, each with probability proportional to its weight."
     return torch.utils.data.WeightedRandomSampler(weights, num_samples=len(weights), replacement=True, generator=torch.Generator().manual_seed(seed))
 
-class BalancedTrainer(Trainer):
-    "A Trainer whose training rows are drawn by `balanced_sampler`, seeded by the run's seed."
-    def __init__(self, *args, weights: list[float], **kw):
+class FtTrainer(Trainer):
+    "transformers' Trainer, plus: rows drawn by `balanced_sampler` (given `weights`), rows in order (`shuffle=False`), and packed rows' `real_tokens` counted as the tokens seen."
+    def __init__(self, *args, weights: list[float] | None = None, shuffle: bool = True, **kw):
         super().__init__(*args, **kw)
-        self.weights = weights
+        self.weights, self.shuffle = weights, shuffle
 
-    def _get_train_sampler(self, train_dataset=None): return balanced_sampler(self.weights, self.args.seed)
+    def _get_train_sampler(self, train_dataset=None):
+        if self.weights is not None: return balanced_sampler(self.weights, self.args.seed)
+        if not self.shuffle: return torch.utils.data.SequentialSampler(train_dataset if train_dataset is not None else self.train_dataset)
+        return super()._get_train_sampler(train_dataset)
+
+    def _track_num_input_tokens(self, inputs):
+        "Tokens seen: a packed batch's `real_tokens` (its padding tail left out), else the Trainer's own count."
+        if "real_tokens" not in inputs: return super()._track_num_input_tokens(inputs)
+        self.state.num_input_tokens_seen += int(self.accelerator.gather(inputs["real_tokens"].to(self.args.device).reshape(1)).sum())
+
+    def _prepare_inputs(self, inputs):
+        return super()._prepare_inputs({k: v for k, v in inputs.items() if k != "real_tokens"})  # a count, not a model input
 
 # %% ../../nbs/32_train.sft.ipynb #256ca77b
 def _clock(s: float) -> str: return f"{int(s // 60)}:{int(s % 60):02d}"
@@ -269,8 +285,12 @@ def train_sft(model: PreTrainedModel,  # the base model
     replay = replay_records(model, tok, replay_count(len(data["train"]), cfg.replay), seed=seed) if cfg.replay and not tokenized else []
     if replay: data = DatasetDict({**data, "train": mix_replay(data["train"], replay, seed)})  # asked of the base model, before any training
     if cfg.audit and not tokenized: check_audit(audit_records(list(data["train"]), tok, cfg.max_length))
-    if cfg.packing and not get_method(method).packing:
-        raise ValueError(f"Method {method!r} does not support packing (it needs position ids per example): set packing=False")
+    fast = _fast_parts(model, cfg)  # None: the plain path
+    if (cfg.packing or fast) and not get_method(method).packing:
+        raise ValueError(f"Method {method!r} does not support packing (it needs position ids per example): set packing=False" + (", fast=False" if fast else ""))
+    if fast and cfg.balance_by: raise ValueError("balance_by draws single rows; the fast path packs them: set fast=False (or packing=False) to balance")
+    if fast and cfg.max_length > cfg.pack_length: raise ValueError(f"max_length ({cfg.max_length}) is longer than a packed row (pack_length {cfg.pack_length}): raise pack_length")
+    if fast: model.set_attn_implementation(fast.attention)
     if cfg.save_every and output_dir is None: raise ValueError("save_every needs an output_dir to keep the checkpoints in")
     model = apply_method(model, method, **options)
     if tokenized: (train, dropped), val = (data["train"], 0), data["validation"] if len(data.get("validation", [])) else None
@@ -279,11 +299,18 @@ def train_sft(model: PreTrainedModel,  # the base model
         val = tokenize_dataset(data["validation"], tok, cfg.max_length)[0] if len(data.get("validation", [])) else None
     if dropped: print(f"dropped {dropped} training rows with no supervised token after truncation to {cfg.max_length}")
     if len(train) == 0: raise ValueError("No training rows left after tokenization: check the data and max_length")
-    estimate = _estimate(model, train, cfg, method)
+    if fast and cfg.pack_rows == -1:
+        cfg = dataclasses.replace(cfg, pack_rows=rows_that_fit(model, cfg, method, fast, (free := _free_memory(model))))
+        print(f"pack_rows=-1: {cfg.pack_rows} rows of {cfg.pack_length} tokens a micro-batch fit the estimate in {free / 2**30:.1f} GiB free")
+    estimate = _estimate(model, train, cfg, method, fast)
+    if fast:  # rows of one length, in the data's order (shuffled by the sampler afterwards, unless shuffle=False)
+        pad = getattr(tok, "pad_token_id", None) or 0
+        train, val = packed_dataset(train, cfg.pack_length, pad), packed_dataset(val, cfg.pack_length, pad) if val is not None else None
+        print(f"fast path: {len(train)} rows of {cfg.pack_length} tokens, {_rows_per_batch(cfg)} a micro-batch; {fast}")
     print(estimate)
-    with tempfile.TemporaryDirectory(prefix="ft_nb-") as scratch, packing_context(model) if cfg.packing else contextlib.nullcontext():
+    with tempfile.TemporaryDirectory(prefix="ft_nb-") as scratch, packing_context(model) if cfg.packing or fast else contextlib.nullcontext():
         trial = trial_callbacks()  # reporting to a search's trial, when this run is one
-        history, trainer, last, seconds = _run_trainer(model, tok, train, val, method, cfg, seed, output_dir or scratch, [*(callbacks or []), *trial], trainer_args)
+        history, trainer, last, seconds = _run_trainer(model, tok, train, val, method, cfg, seed, output_dir or scratch, [*(callbacks or []), *trial], trainer_args, fast)
     model.eval()
     steps = _steps(cfg, len(train))
     return TrainResult(model, history, method, options, cfg.lr or get_method(method).default_lr, seconds, trainer.state.global_step, steps,
@@ -292,8 +319,34 @@ def train_sft(model: PreTrainedModel,  # the base model
                        torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else None, {k: len(v) for k, v in data.items()} | ({"replay": len(replay)} if cfg.replay else {}), cfg,
                        trial[0].pruned_at if trial else None)
 
-def _estimate(model, train, cfg, method) -> MemoryEstimate:
-    "The memory estimate for the longest batch among (at most) the first 10,000 training rows."
+def _fast_parts(model, cfg) -> FastParts | None:
+    "The fast path's parts if this run takes it (asked for, or packing on a GPU), else None."
+    on = cfg.fast if cfg.fast is not None else cfg.packing and model.device.type == "cuda"
+    return fast_parts(model) if on else None
+
+def rows_that_fit(model: PreTrainedModel,  # the model with its method applied
+                  cfg: SFTConfig,  # the run's config (pack_length, checkpointing, optimizer)
+                  method: str,  # the method's name (its optimizer)
+                  fast: FastParts,  # the fast path's parts (a fused loss keeps no logits)
+                  budget: int,  # bytes the run may use
+                 ) -> int:
+    "The most packed rows per micro-batch whose memory estimate fits in `budget` bytes (at least 1): the estimate grows by one row's activations a row."
+    est = lambda rows: estimate_memory(model, rows, cfg.pack_length, cfg.gradient_checkpointing, _optim(cfg, method, model, fast), fused_loss=fast.liger).total
+    fixed, per_row = est(0), est(1) - est(0)
+    return max(1, (budget - fixed) // per_row)
+
+def _free_memory(model) -> int:
+    "Bytes free for training: on a GPU what CUDA reports free, else the machine's available memory."
+    if model.device.type == "cuda": return torch.cuda.mem_get_info(model.device)[0]
+    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+def _rows_per_batch(cfg) -> int:
+    "Packed rows per micro-batch on the fast path."
+    return cfg.pack_rows or max(1, cfg.batch_size * cfg.max_length // cfg.pack_length)
+
+def _estimate(model, train, cfg, method, fast=None) -> MemoryEstimate:
+    "The memory estimate for the longest batch among (at most) the first 10,000 training rows (on the fast path: a micro-batch of full rows)."
+    if fast: return estimate_memory(model, _rows_per_batch(cfg), cfg.pack_length, cfg.gradient_checkpointing, _optim(cfg, method, model, fast), fused_loss=fast.liger)
     lengths = sorted(map(len, (train if len(train) <= 10_000 else train.select(range(10_000)))["input_ids"]))
     if cfg.packing: return estimate_memory(model, 1, sum(lengths[-cfg.batch_size:]), cfg.gradient_checkpointing, _optim(cfg, method, model))
     return estimate_memory(model, cfg.batch_size, lengths[-1], cfg.gradient_checkpointing, _optim(cfg, method, model))
@@ -309,8 +362,10 @@ def _checkpointing_args(on: bool) -> dict:
     key = "activation_checkpointing" if "activation_checkpointing" in names else "gradient_checkpointing"
     return {key: True, f"{key}_kwargs": {"use_reentrant": False}}
 
-def _optim(cfg, method, model) -> str:
-    return cfg.optim or (get_method(method).gpu_optim if model.device.type == "cuda" else "adamw_torch")
+def _optim(cfg, method, model, fast=None) -> str:
+    "The optimizer: `cfg.optim`, else the method's (on a GPU), the fused AdamW where that is plain AdamW on the fast path."
+    name = cfg.optim or (get_method(method).gpu_optim if model.device.type == "cuda" else "adamw_torch")
+    return fast.optim if fast and not cfg.optim and name == "adamw_torch" else name
 
 def _reporting(cfg, output_dir) -> tuple[list[str], dict]:
     "The integrations asked for, and the environment they run in: TensorBoard logs and W&B's offline run go in `output_dir`."
@@ -331,7 +386,7 @@ def _env(values: dict):
             if v is None: os.environ.pop(k, None)
             else: os.environ[k] = v
 
-def _run_trainer(model, tok, train, val, method, cfg, seed, output_dir, callbacks, trainer_args=None):
+def _run_trainer(model, tok, train, val, method, cfg, seed, output_dir, callbacks, trainer_args=None, fast=None):
     "Run transformers' Trainer; returns the history, the trainer, the checkpoint resumed from and the loop's seconds."
     cuda, save, has_val = model.device.type == "cuda", cfg.save_every > 0, val is not None
     if save and has_val and cfg.save_every % cfg.eval_every:
@@ -343,27 +398,27 @@ def _run_trainer(model, tok, train, val, method, cfg, seed, output_dir, callback
     last = last_complete_checkpoint(output_dir) if save and cfg.resume else None
     args = TrainingArguments(
         output_dir=str(output_dir), max_steps=(steps := _steps(cfg, len(train))),
-        learning_rate=cfg.lr or get_method(method).default_lr, per_device_train_batch_size=cfg.batch_size,
-        per_device_eval_batch_size=cfg.batch_size, gradient_accumulation_steps=cfg.grad_accum,
+        learning_rate=cfg.lr or get_method(method).default_lr, per_device_train_batch_size=(batch := _rows_per_batch(cfg) if fast else cfg.batch_size),
+        per_device_eval_batch_size=batch, gradient_accumulation_steps=cfg.grad_accum,
         warmup_steps=math.ceil(cfg.warmup_ratio * steps), lr_scheduler_type=cfg.scheduler,
         weight_decay=cfg.weight_decay, max_grad_norm=cfg.max_grad_norm, logging_steps=1,
         eval_strategy="steps" if has_val else "no", eval_steps=cfg.eval_every, report_to=report_to,
         # the validation loss at step 0, for the curve, from inside `train`: an `evaluate()` before `train()` leaves a
         # multi-process run's model without DDP's wrapper (transformers 5.24), so the processes would train apart
         eval_on_start=has_val and last is None,
-        include_num_input_tokens_seen="non_padding", optim=_optim(cfg, method, model),
+        include_num_input_tokens_seen="non_padding", optim=_optim(cfg, method, model, fast), **(fast.trainer_args() if fast else {}),
         **_checkpointing_args(cfg.gradient_checkpointing),
         save_strategy="steps" if save else "no", save_steps=cfg.save_every or None, save_total_limit=cfg.keep_last,
         load_best_model_at_end=best, metric_for_best_model="eval_loss" if best else None, greater_is_better=False if best else None,
         seed=seed, data_seed=seed, bf16=cuda and torch.cuda.is_bf16_supported(), use_cpu=not cuda and model.device.type == "cpu",
         dataloader_num_workers=0, remove_unused_columns=False, label_names=["labels"], disable_tqdm=False, **(trainer_args or {}))
-    keep = ["input_ids", "attention_mask", "labels"]
+    keep = ["input_ids", "labels", "position_ids", "real_tokens"] if fast else ["input_ids", "attention_mask", "labels"]
     history, counts = History(), TokenCounts()
     with _env(env):
         balance = {"weights": sampling_weights([{cfg.balance_by: v} for v in train[cfg.balance_by]], cfg.balance_by)} if cfg.balance_by else {}
-        trainer = (BalancedTrainer if balance else Trainer)(model=model, args=args, train_dataset=train.select_columns(keep), **balance,
+        trainer = FtTrainer(model=model, args=args, train_dataset=train.select_columns(keep), **balance, shuffle=cfg.shuffle,
                           eval_dataset=val.select_columns(keep) if has_val else None,
-                          data_collator=packing_collator() if cfg.packing else collator(tok),
+                          data_collator=RowCollator() if fast else packing_collator() if cfg.packing else collator(tok),
                           callbacks=[history, counts, MarkComplete(), *progress_callbacks(), *(callbacks or [])])
         if cfg.early_stopping_patience: trainer.add_callback(EarlyStoppingCallback(cfg.early_stopping_patience))
         t0 = time.perf_counter()

@@ -1,0 +1,46 @@
+"""The speed benchmark (`ft_nb.bench`) on a GPU, as a list of jobs run in order, each job's results
+written as soon as it ends, no new job started after --budget seconds.
+
+    python benchmarks/gpu_bench.py --out OUT bench:1b:200:3 bench:8b:60:1 qlora:70b edge:8b
+
+bench:MODEL:STEPS:REPEATS[:ARM,ARM]  the arms side by side (LoRA, rows of 4096, one row a step); all three unless named
+qlora:MODEL                one QLoRA step on a model created directly in 4-bit, layer by layer
+edge:MODEL                 the longest single sequence each arm trains at
+"""
+import argparse, json, sys, time
+from pathlib import Path
+
+from ft_nb.bench import ARMS, MODELS, BenchSpec, bench, edge_lengths, qlora_step
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--budget", type=float, default=420, help="seconds after which no new job starts")
+    ap.add_argument("--tag", default="", help="suffix of the result folders (several calls' repeats of one spec)")
+    ap.add_argument("jobs", nargs="+")
+    a = ap.parse_args()
+    out, t0 = Path(a.out), time.time()
+    for job in a.jobs:
+        if time.time() - t0 > a.budget: print(f"skipped {job}: budget spent", flush=True); continue
+        kind, *args = job.split(":")
+        print(f"=== {job} (at {time.time() - t0:.0f} s)", flush=True)
+        try:
+            if kind == "bench":
+                model, steps, repeats = args[0], int(args[1]), int(args[2])
+                arms = tuple(args[3].split(",")) if len(args) > 3 else ARMS
+                s = bench(BenchSpec(model, steps=steps), out / f"bench-{model}{a.tag}", arms=arms, repeats=repeats)
+                print((out / f"bench-{model}{a.tag}" / "bench.md").read_text(), json.dumps(s["loss_gaps"]), flush=True)
+            elif kind == "qlora":
+                r = qlora_step(MODELS[args[0]])
+                (out / f"qlora-{args[0]}.json").write_text(json.dumps(r, indent=1)); print(r, flush=True)
+            elif kind == "edge":
+                r = edge_lengths(args[0], folder=out / f"edge-{args[0]}")
+                (out / f"edge-{args[0]}.json").write_text(json.dumps(r, indent=1)); print(r, flush=True)
+        except Exception as e:
+            print(f"FAILED {job}: {type(e).__name__}: {str(e)[-3000:]}", flush=True)
+    print(f"done in {time.time() - t0:.0f} s", flush=True)
+
+
+if __name__ == "__main__":
+    main()

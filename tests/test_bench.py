@@ -1,0 +1,53 @@
+import json, subprocess, sys
+from pathlib import Path
+
+import pytest
+from datasets import DatasetDict
+
+from ft_nb.bench import QUICK, BenchSpec, run_arm
+from ft_nb.data.builtin import load_data
+from ft_nb.models import load_base_model
+from ft_nb.train.sft import SFTConfig, train_sft
+
+FT_NB = str(Path(sys.executable).parent / "ft_nb")
+
+
+def test_bench_quick_runs_every_arm_on_the_same_batches_and_they_agree(tmp_path):
+    p = subprocess.run([FT_NB, "bench", "--quick", "--out", str(tmp_path)], capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert "| tiny lora, 2x256 | ft_nb |" in p.stdout and f"results: {tmp_path}" in p.stdout
+    saved = json.loads((tmp_path / "bench.json").read_text())
+    runs = {a: rs[0] for a, rs in saved["runs"].items()}
+    assert set(runs) == {"tutorial", "expert", "ft_nb"}
+    assert all(len(r["losses"]) == QUICK.steps for r in runs.values())
+    assert len({tuple(r["real_tokens"]) for r in runs.values()}) == 1  # the same batches
+    first = runs["tutorial"]["losses"][0]
+    for a, r in runs.items():
+        gap = max(abs(x - y) for x, y in zip(r["losses"], runs["tutorial"]["losses"]))
+        assert gap < 1e-4 * first, (a, gap)
+    assert (tmp_path / "bench.png").stat().st_size > 0 and "| expert |" in (tmp_path / "bench.md").read_text()
+
+
+def test_a_failing_arm_is_reported_with_its_log(tmp_path):
+    res = run_arm("ft_nb", BenchSpec("tiny", steps=2, row_len=64, rows=1, median_len=40, max_len=200), tmp_path)  # examples longer than a row
+    assert "failed" in res and "more than a packed row" in res["failed"]
+    assert (tmp_path / "ft_nb.log").read_text().strip()
+    p = subprocess.run([FT_NB, "bench", "--quick", "--arms", "tutorial,nope", "--out", str(tmp_path / "x")], capture_output=True, text=True)
+    assert p.returncode == 2 and "unknown ['nope']" in p.stderr
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    src = load_data("people")
+    return DatasetDict({"train": src["train"].select(range(16))}), load_base_model("tiny", device="cpu")
+
+
+@pytest.mark.parametrize("kw, method, message", [
+    ({"max_length": 512, "pack_length": 256}, "lora", "longer than a packed row"),
+    ({"balance_by": "category"}, "lora", "balance_by draws single rows"),
+    ({}, "prefix", "does not support packing"),
+])
+def test_the_fast_path_refuses_what_it_cannot_do(tiny, kw, method, message):
+    data, (model, tok) = tiny
+    with pytest.raises(ValueError, match=message):
+        train_sft(model, tok, data, method, SFTConfig(max_steps=1, fast=True, audit=False, **kw))
