@@ -15,13 +15,13 @@ import numpy as np
 import torch
 from datasets import Dataset, DatasetDict
 from tqdm.auto import tqdm
-from transformers import AutoModelForCausalLM, Trainer, TrainerCallback, TrainingArguments, get_cosine_schedule_with_warmup
+from transformers import AutoModelForCausalLM, Trainer, TrainingArguments, get_cosine_schedule_with_warmup
 
 from .core import atomic_path
 from .data.tokenize import IGNORE_INDEX
 from .distributed.plan import Shape
 from .train.fast import RowCollator, fast_parts, pack_rows, packed_dataset
-from .train.sft import SFTConfig, train_sft
+from .train.sft import History, SFTConfig, train_sft
 
 # %% auto #0
 __all__ = ['VOCAB', 'MODELS', 'PEAK_FLOPS', 'ARMS', 'QUICK', 'LORA', 'ARM_FNS', 'BenchSpec', 'bench_examples', 'plan_steps',
@@ -114,12 +114,11 @@ def _peft(model, spec):
 def _sync():
     if torch.cuda.is_available(): torch.cuda.synchronize()
 
-class _Clock(TrainerCallback):
-    "Wall time (since the process started) at each optimizer step's end, and its duration; the GPU synchronised."
-    def __init__(self, t0: float): self.t0, self.ends, self.times, self._t = t0, [], [], 0.0
-    def on_step_begin(self, args, state, control, **kw): _sync(); self._t = time.time()
+class _Clock(History):
+    "`train.sft.History`'s synchronised step durations, plus the wall time at each step's end since the parent started this process."
+    def __init__(self, t0: float): super().__init__(); self.t0, self.ends = t0, []
     def on_step_end(self, args, state, control, **kw):
-        _sync(); now = time.time(); self.times.append(now - self._t); self.ends.append(now - self.t0)
+        super().on_step_end(args, state, control, **kw); self.ends.append(time.time() - self.t0)
 
 # %% ../nbs/37_bench.ipynb #50aec40a
 class _Steps(torch.utils.data.IterableDataset):
@@ -148,7 +147,7 @@ def _tutorial_arm(spec: BenchSpec, examples: list[dict], steps: list[list[int]],
         trainer = Trainer(model=model, args=args, train_dataset=_Steps(examples, steps), data_collator=_pad, callbacks=[clock])
         trainer.train()
     losses = [r["loss"] for r in trainer.state.log_history if "loss" in r]
-    return {"losses": losses, "ends": clock.ends, "times": clock.times, "parts": {"attention": "sdpa", "optim": "adamw_torch", "batches": "padded"}}
+    return {"losses": losses, "ends": clock.ends, "times": clock.step_times, "parts": {"attention": "sdpa", "optim": "adamw_torch", "batches": "padded"}}
 
 # %% ../nbs/37_bench.ipynb #f848fdf6
 def _expert_arm(spec: BenchSpec, examples: list[dict], steps: list[list[int]], t0: float) -> dict:
@@ -184,7 +183,7 @@ def _ft_nb_arm(spec: BenchSpec, examples: list[dict], steps: list[list[int]], t0
                     weight_decay=0.0, max_grad_norm=1.0, warmup_ratio=0.1, gradient_checkpointing=spec.checkpointing)
     res = train_sft(model, None, data, spec.method, cfg, method_options=LORA if spec.method == "lora" else {}, callbacks=[clock])
     parts = fast_parts(res.model)
-    return {"losses": res.history.series("loss")[1], "ends": clock.ends, "times": clock.times, "estimate_gib": res.memory_estimate.total / 2**30,
+    return {"losses": res.history.series("loss")[1], "ends": clock.ends, "times": clock.step_times, "estimate_gib": res.memory_estimate.total / 2**30,
             "parts": {"attention": parts.attention, "liger": parts.liger, "optim": parts.optim, "batches": f"rows of {spec.row_len}"}}
 
 # every arm takes the spec, `bench_examples(spec)`, `plan_steps(examples, spec)` (example indices per optimizer step) and the

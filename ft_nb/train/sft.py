@@ -50,7 +50,7 @@ class SFTConfig:
     seed: int | None = None  # None: settings' seed
     audit: bool = True  # refuse training data that fails the supervision audit (data.audit)
     packing: bool = False  # pack examples into rows without padding, each kept to itself (train.packing; on a GPU the fast path, train.fast)
-    fast: bool | None = None  # the fast path (train.fast): rows of pack_length tokens, document-masked flex attention, fused kernels; None: on with packing on a GPU
+    fast: bool | None = None  # the fast path (train.fast): rows of pack_length tokens, document-masked flex attention, fused kernels; None: on with packing on a GPU (unless balance_by)
     pack_length: int = 4096  # fast path: tokens per packed row (at least max_length); every row this long, so shapes never change
     pack_rows: int = 0  # fast path: packed rows per micro-batch; 0: as many as hold batch_size x max_length tokens; -1: the most the memory estimate fits in free memory
     shuffle: bool = True  # False: training rows in the data's order (benchmarks, curricula)
@@ -320,8 +320,8 @@ def train_sft(model: PreTrainedModel,  # the base model
                        trial[0].pruned_at if trial else None)
 
 def _fast_parts(model, cfg) -> FastParts | None:
-    "The fast path's parts if this run takes it (asked for, or packing on a GPU), else None."
-    on = cfg.fast if cfg.fast is not None else cfg.packing and model.device.type == "cuda"
+    "The fast path's parts if this run takes it (asked for, or packing on a GPU without balance_by, which draws single rows), else None."
+    on = cfg.fast if cfg.fast is not None else cfg.packing and model.device.type == "cuda" and not cfg.balance_by
     return fast_parts(model) if on else None
 
 def rows_that_fit(model: PreTrainedModel,  # the model with its method applied
