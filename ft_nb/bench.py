@@ -182,9 +182,9 @@ def _ft_nb_arm(spec: BenchSpec, examples: list[dict], steps: list[list[int]], t0
                     packing=True, fast=None if _device() == "cuda" else True, pack_length=spec.row_len, pack_rows=spec.rows, shuffle=False,
                     weight_decay=0.0, max_grad_norm=1.0, warmup_ratio=0.1, gradient_checkpointing=spec.checkpointing)
     res = train_sft(model, None, data, spec.method, cfg, method_options=LORA if spec.method == "lora" else {}, callbacks=[clock])
-    parts = fast_parts(res.model)
+    parts = fast_parts(res.model, compile=False if spec.checkpointing else None)  # what train_sft chose
     return {"losses": res.history.series("loss")[1], "ends": clock.ends, "times": clock.step_times, "estimate_gib": res.memory_estimate.total / 2**30,
-            "parts": {"attention": parts.attention, "liger": parts.liger, "optim": parts.optim, "batches": f"rows of {spec.row_len}"}}
+            "parts": {"attention": parts.attention, "liger": parts.liger, "compile": parts.compile, "optim": parts.optim, "batches": f"rows of {spec.row_len}"}}
 
 # every arm takes the spec, `bench_examples(spec)`, `plan_steps(examples, spec)` (example indices per optimizer step) and the
 # time the parent started its process (for the first pass), and returns its losses, step end times and durations, and parts
@@ -250,12 +250,13 @@ def bench(spec: BenchSpec = QUICK,  # the configuration
           folder: Path | str | None = None,  # where results go; None: a scratch folder
           arms: tuple[str, ...] = ARMS,  # which arms
           repeats: int = 3,  # rounds; each arm runs once per round, in a fresh process
+          once: tuple[str, ...] = (),  # arms run in the first round only (a slow reference when time is short; its figures then have no spread)
          ) -> dict:
     "Run the arms side by side; returns (and writes) every run and the summary."
     folder = Path(folder or tempfile.mkdtemp(prefix="ft_nb-bench-")); folder.mkdir(parents=True, exist_ok=True)
     runs = {a: [] for a in arms}
     for r in tqdm(range(repeats), desc="rounds"):
-        for a in arms:
+        for a in [a for a in arms if r == 0 or a not in once]:
             res = run_arm(a, spec, folder, f"-{r}")
             if "failed" in res: raise RuntimeError(f"bench arm {a!r} failed ({folder / f'{a}-{r}.log'}): {res['failed']}")
             runs[a].append(res)

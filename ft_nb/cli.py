@@ -326,6 +326,7 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--row-len", type=int, default=4096, help="tokens per packed row")
     b.add_argument("--arms", default="tutorial,expert,ft_nb", help="comma-separated arms")
     b.add_argument("--checkpointing", action="store_true", help="gradient checkpointing in the ft_nb arm")
+    b.add_argument("--once", default="", help="comma-separated arms run in the first round only (a slow reference, when time is short)")
     b.add_argument("--out", help="result folder (default: <output_root>/bench-<model>-<time>)")
     for s in (rs, sh, df):
         s.add_argument("--output-root", help="where run folders are (default: settings.ini's output_root)")
@@ -361,7 +362,8 @@ def run_bench(args) -> str:
     if args.model not in MODELS: raise ValueError(f"--model: unknown {args.model!r}; the shapes are {', '.join(MODELS)}")
     spec = QUICK if args.quick else BenchSpec(args.model, steps=args.steps, rows=args.rows, row_len=args.row_len, checkpointing=args.checkpointing)
     folder = Path(args.out or Path(get_settings().output_root) / f"bench-{spec.model}-{time.strftime('%Y%m%d-%H%M%S')}")
-    summary = bench(spec, folder, arms, repeats=1 if args.quick else args.repeats)
+    once = tuple(a.strip() for a in args.once.split(",") if a.strip())
+    summary = bench(spec, folder, arms, repeats=1 if args.quick else args.repeats, once=once)
     return bench_table([summary]) + "\nloss gaps (largest per-step difference): " + json.dumps(summary["loss_gaps"]) + f"\nresults: {folder}"
 
 def _take_params(argv: list[str]) -> tuple[list[str], dict]:

@@ -6,7 +6,7 @@ Docs: https://ft-nb.github.io/ft_nb/train.fast.html.md"""
 
 # %% ../../nbs/36_train.fast.ipynb #832c0866
 from __future__ import annotations
-import importlib.util
+import contextlib, importlib.util
 from dataclasses import dataclass
 
 import torch
@@ -15,7 +15,8 @@ from datasets import Dataset
 from ..data.tokenize import IGNORE_INDEX
 
 # %% auto #0
-__all__ = ['LIGER_TYPES', 'pack_rows', 'packed_dataset', 'RowCollator', 'FastParts', 'fast_parts']
+__all__ = ['LIGER_TYPES', 'LIGER_KERNELS', 'pack_rows', 'packed_dataset', 'RowCollator', 'FastParts', 'fast_parts',
+           'compiled_layers']
 
 # %% ../../nbs/36_train.fast.ipynb #995e1292
 def pack_rows(lengths: list[int],  # tokens of each example, in the data's order
@@ -58,22 +59,42 @@ class RowCollator:
 # %% ../../nbs/36_train.fast.ipynb #ddef6def
 LIGER_TYPES = ("llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "phi3", "granite", "olmo2")  # architectures whose kernels Liger patches (a subset of its list)
 
+LIGER_KERNELS = {"fused_linear_cross_entropy": True, "cross_entropy": False, "rms_norm": False, "swiglu": False, "rope": False}  # the fused loss only
+
 @dataclass
 class FastParts:
     "What the fast path uses for one model on one device."
     attention: str  # attn_implementation: flex_attention on a GPU, sdpa on the CPU
-    liger: bool  # Liger kernels (fused linear cross-entropy, RMSNorm, SwiGLU, RoPE) via transformers' use_liger_kernel
+    liger: bool  # Liger's fused linear cross-entropy (LIGER_KERNELS) via transformers' use_liger_kernel
     optim: str  # the optimizer's transformers name
+    compile: bool = False  # torch.compile each decoder layer (`compiled_layers`)
     def trainer_args(self) -> dict:
         "The TrainingArguments these parts need."
-        return {"use_liger_kernel": self.liger}
+        return {"use_liger_kernel": True, "liger_kernel_config": LIGER_KERNELS} if self.liger else {"use_liger_kernel": False}
 
 def fast_parts(model: torch.nn.Module,  # the base model, on its device
-               liger: bool = True,  # use Liger's kernels when they can be used
+               liger: bool = True,  # use Liger's fused loss when it can be used
+               compile: bool | None = None,  # compile the decoder layers; None: on a GPU
               ) -> FastParts:
     "The fast path's parts for `model` on its device in this process."
     cuda = next(model.parameters()).device.type == "cuda"
     flex = cuda and importlib.util.find_spec("torch.nn.attention.flex_attention") is not None
     can_liger = (liger and cuda and importlib.util.find_spec("liger_kernel") is not None
                  and getattr(model.config, "model_type", None) in LIGER_TYPES)
-    return FastParts("flex_attention" if flex else "sdpa", can_liger, "adamw_torch_fused" if cuda else "adamw_torch")
+    return FastParts("flex_attention" if flex else "sdpa", can_liger, "adamw_torch_fused" if cuda else "adamw_torch", cuda if compile is None else compile)
+
+# %% ../../nbs/36_train.fast.ipynb #ad9d3b92
+@contextlib.contextmanager
+def compiled_layers(model: torch.nn.Module,  # a model (or a PEFT model around one)
+                    on: bool = True,  # False: a no-op, so callers need no branch
+                   ):
+    "Within the block, each decoder layer of `model` runs under torch.compile; afterwards eagerly again. Yields the layers."
+    layers = [m for m in model.modules() if type(m).__name__.endswith("DecoderLayer")] if on else []
+    if on and not layers: raise ValueError(f"compile: no decoder layers (modules named '...DecoderLayer') in {type(model).__name__}; set compile=False")
+    limit = torch._dynamo.config.cache_size_limit
+    torch._dynamo.config.cache_size_limit = max(limit, 64)  # headroom: training and validation (no-grad) graphs, per guard set
+    for layer in layers: layer.compile()
+    try: yield layers
+    finally:
+        for layer in layers: layer._compiled_call_impl = None  # what nn.Module.compile set: eager again
+        torch._dynamo.config.cache_size_limit = limit

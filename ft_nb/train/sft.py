@@ -24,7 +24,7 @@ from ..data.records import write_jsonl
 from ..data.tokenize import IGNORE_INDEX, collator, tokenize_dataset
 from ..methods.core import apply_method, count_parameters, get_method
 from .checkpoints import MarkComplete, last_complete_checkpoint
-from .fast import FastParts, RowCollator, fast_parts, packed_dataset
+from .fast import FastParts, RowCollator, compiled_layers, fast_parts, packed_dataset
 from .memory import MemoryEstimate, estimate_memory
 from .packing import packing_collator, packing_context
 
@@ -53,6 +53,7 @@ class SFTConfig:
     fast: bool | None = None  # the fast path (train.fast): rows of pack_length tokens, document-masked flex attention, fused kernels; None: on with packing on a GPU (unless balance_by)
     pack_length: int = 4096  # fast path: tokens per packed row (at least max_length); every row this long, so shapes never change
     pack_rows: int = 0  # fast path: packed rows per micro-batch; 0: as many as hold batch_size x max_length tokens; -1: the most the memory estimate fits in free memory
+    compile: bool | None = None  # fast path: torch.compile each decoder layer, once per run (train.fast.compiled_layers); None: on a GPU unless gradient_checkpointing
     shuffle: bool = True  # False: training rows in the data's order (benchmarks, curricula)
     save_every: int = 0  # steps between checkpoints (a multiple of eval_every); 0: none
     keep_last: int = 2  # checkpoints kept (the best one too, when load_best)
@@ -131,15 +132,21 @@ def plot_lr(run,  # a `TrainResult` (any result with a `history`) or a `History`
 class TokenCounts(TrainerCallback):
     "Adds `supervised_tokens` (tokens that carry loss, so far) and `tokens_per_s` (input tokens since the last log) to training log rows."
     def __init__(self):
-        self.supervised, self._mark, self._hook = 0, (0.0, 0), None
+        self._counted, self._pending, self._mark, self._hook = 0, 0, (0.0, 0), None
+
+    @property
+    def supervised(self) -> int:
+        "Supervised tokens so far (read from the device here, not at every forward: reading there would make the CPU wait for the GPU each step)."
+        self._counted, self._pending = self._counted + int(self._pending), 0
+        return self._counted
 
     def on_train_begin(self, args, state, control, model=None, **kw):
         last = next((r for r in reversed(state.log_history) if "supervised_tokens" in r), {})  # a resumed run's count so far
-        self.supervised, self._mark = int(last.get("supervised_tokens", 0)), (time.perf_counter(), state.num_input_tokens_seen)
+        self._counted, self._pending, self._mark = int(last.get("supervised_tokens", 0)), 0, (time.perf_counter(), state.num_input_tokens_seen)
         self._hook = model.register_forward_pre_hook(self._count, with_kwargs=True)
 
     def _count(self, module, args, kwargs):
-        if module.training and (labels := kwargs.get("labels")) is not None: self.supervised += int((labels != IGNORE_INDEX).sum())
+        if module.training and (labels := kwargs.get("labels")) is not None: self._pending = self._pending + (labels != IGNORE_INDEX).sum()
 
     def on_log(self, args, state, control, logs=None, **kw):
         if "loss" not in (logs or {}): return  # an evaluation row or the closing summary
@@ -202,10 +209,10 @@ def balanced_sampler(weights: list[float],  # one weight per training row
     return torch.utils.data.WeightedRandomSampler(weights, num_samples=len(weights), replacement=True, generator=torch.Generator().manual_seed(seed))
 
 class FtTrainer(Trainer):
-    "transformers' Trainer, plus: rows drawn by `balanced_sampler` (given `weights`), rows in order (`shuffle=False`), and packed rows' `real_tokens` counted as the tokens seen."
+    "transformers' Trainer, plus: rows drawn by `balanced_sampler` (given `weights`), rows in order (`shuffle=False`), packed rows' `real_tokens` counted as the tokens seen, and less CPU work between the GPU's steps."
     def __init__(self, *args, weights: list[float] | None = None, shuffle: bool = True, **kw):
         super().__init__(*args, **kw)
-        self.weights, self.shuffle = weights, shuffle
+        self.weights, self.shuffle, self._flops_per_token = weights, shuffle, None
 
     def _get_train_sampler(self, train_dataset=None):
         if self.weights is not None: return balanced_sampler(self.weights, self.args.seed)
@@ -213,9 +220,22 @@ class FtTrainer(Trainer):
         return super()._get_train_sampler(train_dataset)
 
     def _track_num_input_tokens(self, inputs):
-        "Tokens seen: a packed batch's `real_tokens` (its padding tail left out), else the Trainer's own count."
+        "Tokens seen: a packed batch's `real_tokens` (its padding tail left out; a count on the CPU, gathered only across processes), else the Trainer's own count."
         if "real_tokens" not in inputs: return super()._track_num_input_tokens(inputs)
-        self.state.num_input_tokens_seen += int(self.accelerator.gather(inputs["real_tokens"].to(self.args.device).reshape(1)).sum())
+        n = inputs["real_tokens"].reshape(1)
+        self.state.num_input_tokens_seen += int(n if self.accelerator.num_processes == 1 else self.accelerator.gather(n.to(self.args.device)).sum())
+
+    def floating_point_ops(self, inputs):
+        "The Trainer's FLOP count (6 x input tokens x parameters), with the parameters counted once: the Trainer counts them every step, walking every module."
+        if self._flops_per_token is None: self._flops_per_token = super().floating_point_ops({"input_ids": torch.zeros(1, 1, dtype=torch.long)})
+        return self._flops_per_token * inputs["input_ids"].numel()
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        "The Trainer's step, skipping its `model.train()` when the model is already training: that call walks every module (over a thousand with LoRA) each step while the GPU waits."
+        if not model.training: return super().training_step(model, inputs, num_items_in_batch)
+        model.train = lambda mode=True: model  # shadows the method for this one step
+        try: return super().training_step(model, inputs, num_items_in_batch)
+        finally: del model.train
 
     def _prepare_inputs(self, inputs):
         return super()._prepare_inputs({k: v for k, v in inputs.items() if k != "real_tokens"})  # a count, not a model input
@@ -308,7 +328,8 @@ def train_sft(model: PreTrainedModel,  # the base model
         train, val = packed_dataset(train, cfg.pack_length, pad), packed_dataset(val, cfg.pack_length, pad) if val is not None else None
         print(f"fast path: {len(train)} rows of {cfg.pack_length} tokens, {_rows_per_batch(cfg)} a micro-batch; {fast}")
     print(estimate)
-    with tempfile.TemporaryDirectory(prefix="ft_nb-") as scratch, packing_context(model) if cfg.packing or fast else contextlib.nullcontext():
+    with (tempfile.TemporaryDirectory(prefix="ft_nb-") as scratch, packing_context(model) if cfg.packing or fast else contextlib.nullcontext(),
+          compiled_layers(model, bool(fast and fast.compile))):
         trial = trial_callbacks()  # reporting to a search's trial, when this run is one
         history, trainer, last, seconds = _run_trainer(model, tok, train, val, method, cfg, seed, output_dir or scratch, [*(callbacks or []), *trial], trainer_args, fast)
     model.eval()
@@ -322,7 +343,7 @@ def train_sft(model: PreTrainedModel,  # the base model
 def _fast_parts(model, cfg) -> FastParts | None:
     "The fast path's parts if this run takes it (asked for, or packing on a GPU without balance_by, which draws single rows), else None."
     on = cfg.fast if cfg.fast is not None else cfg.packing and model.device.type == "cuda" and not cfg.balance_by
-    return fast_parts(model) if on else None
+    return fast_parts(model, compile=False if cfg.compile is None and cfg.gradient_checkpointing else cfg.compile) if on else None
 
 def rows_that_fit(model: PreTrainedModel,  # the model with its method applied
                   cfg: SFTConfig,  # the run's config (pack_length, checkpointing, optimizer)
