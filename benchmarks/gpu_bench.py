@@ -3,7 +3,8 @@ written as soon as it ends, no new job started after --budget seconds.
 
     python benchmarks/gpu_bench.py --out OUT bench:1b:200:3 bench:8b:60:1 qlora:70b edge:8b
 
-bench:MODEL:STEPS:REPEATS[:ARM,ARM]  the arms side by side (LoRA, rows of 4096, one row a step); all three unless named
+bench:MODEL:STEPS:REPEATS[:ARM,ARM[:ONCE,ONCE]]  the arms side by side (LoRA, rows of 4096, one row a step); all three unless
+                           named; the ONCE arms in the first round only
 qlora:MODEL                one QLoRA step on a model created directly in 4-bit, layer by layer
 edge:MODEL                 the longest single sequence each arm trains at
 """
@@ -28,8 +29,9 @@ def main():
         try:
             if kind == "bench":
                 model, steps, repeats = args[0], int(args[1]), int(args[2])
-                arms = tuple(args[3].split(",")) if len(args) > 3 else ARMS
-                s = bench(BenchSpec(model, steps=steps), out / f"bench-{model}{a.tag}", arms=arms, repeats=repeats)
+                arms = tuple(args[3].split(",")) if len(args) > 3 and args[3] else ARMS
+                once = tuple(args[4].split(",")) if len(args) > 4 else ()
+                s = bench(BenchSpec(model, steps=steps), out / f"bench-{model}{a.tag}", arms=arms, repeats=repeats, once=once)
                 print((out / f"bench-{model}{a.tag}" / "bench.md").read_text(), json.dumps(s["loss_gaps"]), flush=True)
             elif kind == "qlora":
                 r = qlora_step(MODELS[args[0]])

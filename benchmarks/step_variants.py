@@ -1,0 +1,93 @@
+"""Where a training step's time goes: the speed benchmark's arms (`ft_nb.bench`) with one part changed at
+a time, each variant in a fresh process with empty compile caches, on the same examples, batches and seed.
+
+    python benchmarks/step_variants.py --model 1b --steps 60 --out OUT [VARIANT ...]
+
+Variants (all by default):
+  expert                   the benchmark's expert arm as it is (eager, no Liger)
+  expert+liger             plus all of Liger's kernels (fused linear cross-entropy, RMSNorm, SwiGLU, RoPE)
+  expert+liger+compile     plus torch.compile of each decoder layer
+  ft_nb                    the benchmark's ft_nb arm: train_sft's fast path as it is (Liger's fused loss, compiled layers)
+  ft_nb-compile            the same with eager layers (SFTConfig.compile=False)
+  ft_nb-liger              the same without Liger (the full-vocabulary logits again)
+  ft_nb+liger-all          the same with all of Liger's kernels
+  ft_nb+liger-all-compile  all of Liger's kernels, eager layers
+
+Prints one line per variant: steady step (median of the second half), first pass (process start to last
+step), peak memory, first and last loss; and writes OUT/variants-<model>.json.
+"""
+import argparse, dataclasses, json, os, statistics, subprocess, sys, tempfile, time
+from pathlib import Path
+
+VARIANTS = ("expert", "expert+liger", "expert+liger+compile", "ft_nb", "ft_nb-compile", "ft_nb-liger", "ft_nb+liger-all", "ft_nb+liger-all-compile")
+
+
+def child(variant: str, spec_json: str, out: str, t0: str):
+    "Run one variant in this (fresh) process through `ft_nb.bench.worker`."
+    import torch
+    import ft_nb.bench as B
+    import ft_nb.train.sft as S
+    base_model = B._model
+
+    def layers(model):
+        m = model.get_base_model() if hasattr(model, "get_base_model") else model
+        return m.model.layers
+
+    if variant.startswith("expert"):
+        def model_fn(spec, attention):
+            model = base_model(spec, attention)
+            if "liger" in variant:
+                from liger_kernel.transformers import _apply_liger_kernel_to_instance
+                _apply_liger_kernel_to_instance(model=model)
+            if "compile" in variant:
+                torch._dynamo.config.cache_size_limit = 64
+                for layer in layers(model): layer.compile()
+            return model
+        B._model = model_fn
+        fn = B.ARM_FNS["expert"]
+    else:
+        real, liger_on, compile_on = S.fast_parts, "-liger" not in variant, not variant.endswith("-compile")
+        S.fast_parts = lambda model, liger=True, compile=None: real(model, liger=liger and liger_on, compile=compile if compile_on else False)
+        if "liger-all" in variant:
+            from ft_nb.train.fast import FastParts
+            FastParts.trainer_args = lambda self: {"use_liger_kernel": self.liger}  # transformers' default: every kernel Liger has
+        fn = B.ARM_FNS["ft_nb"]
+    B.ARM_FNS[variant] = fn
+    B.worker([variant, spec_json, out, t0])
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="1b")
+    ap.add_argument("--steps", type=int, default=60)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--budget", type=float, default=500, help="seconds after which no new variant starts")
+    ap.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
+    ap.add_argument("variants", nargs="*", default=list(VARIANTS))
+    a = ap.parse_args()
+    if a.child: return child(*a.child)
+    from ft_nb.bench import BenchSpec
+    spec, out, start, rows = BenchSpec(a.model, steps=a.steps), Path(a.out), time.time(), {}
+    out.mkdir(parents=True, exist_ok=True)
+    for v in a.variants:
+        if time.time() - start > a.budget: print(f"skipped {v}: budget spent", flush=True); continue
+        res, log = out / f"{v}-{a.model}.json", out / f"{v}-{a.model}.log"
+        with tempfile.TemporaryDirectory() as cache, open(log, "w") as f:
+            env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": f"{cache}/inductor", "TRITON_CACHE_DIR": f"{cache}/triton"}
+            t0 = time.time()
+            p = subprocess.run([sys.executable, __file__, "--child", v, json.dumps(dataclasses.asdict(spec)), str(res), repr(t0), "--out", a.out],
+                               stdout=f, stderr=subprocess.STDOUT, env=env)
+        if p.returncode:
+            print(f"{v}: FAILED exit {p.returncode}\n" + log.read_text()[-2500:], flush=True); continue
+        r = json.loads(res.read_text()); res.unlink(); log.unlink()
+        half = len(r["times"]) // 2
+        step = statistics.median(r["times"][half:])
+        rows[v] = {"steady_step_s": step, "steady_tps": statistics.mean(r["real_tokens"][half:]) / step, "first_pass_s": r["ends"][-1],
+                   "first_step_s": r["times"][0], "times": r["times"], "peak_gib": r["peak_gib"], "losses": r["losses"], "parts": r["parts"]}
+        print(f"{v:22s} steady {step * 1e3:7.1f} ms/step {rows[v]['steady_tps']:8,.0f} tok/s  first pass {r['ends'][-1]:6.1f} s  "
+              f"first step {r['times'][0]:5.1f} s  peak {r['peak_gib'] or 0:.1f} GiB  loss {r['losses'][0]:.4f} -> {r['losses'][-1]:.4f}", flush=True)
+    (out / f"variants-{a.model}.json").write_text(json.dumps({"spec": dataclasses.asdict(spec), "variants": rows}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
