@@ -227,6 +227,7 @@ class FtTrainer(Trainer):
 
     def floating_point_ops(self, inputs):
         "The Trainer's FLOP count (6 x input tokens x parameters), with the parameters counted once: the Trainer counts them every step, walking every module."
+        if "input_ids" not in inputs: return super().floating_point_ops(inputs)
         if self._flops_per_token is None: self._flops_per_token = super().floating_point_ops({"input_ids": torch.zeros(1, 1, dtype=torch.long)})
         return self._flops_per_token * inputs["input_ids"].numel()
 
@@ -309,6 +310,7 @@ def train_sft(model: PreTrainedModel,  # the base model
     if (cfg.packing or fast) and not get_method(method).packing:
         raise ValueError(f"Method {method!r} does not support packing (it needs position ids per example): set packing=False" + (", fast=False" if fast else ""))
     if fast and cfg.balance_by: raise ValueError("balance_by draws single rows; the fast path packs them: set fast=False (or packing=False) to balance")
+    if cfg.compile and not fast: raise ValueError("compile=True compiles the fast path's layers (its rows never change shape): set packing=True on a GPU, or fast=True")
     if fast and cfg.max_length > cfg.pack_length: raise ValueError(f"max_length ({cfg.max_length}) is longer than a packed row (pack_length {cfg.pack_length}): raise pack_length")
     if fast: model.set_attn_implementation(fast.attention)
     if cfg.save_every and output_dir is None: raise ValueError("save_every needs an output_dir to keep the checkpoints in")
