@@ -53,7 +53,7 @@ class SFTConfig:
     fast: bool | None = None  # the fast path (train.fast): rows of pack_length tokens, document-masked flex attention, fused kernels; None: on with packing on a GPU (unless balance_by)
     pack_length: int = 4096  # fast path: tokens per packed row (at least max_length); every row this long, so shapes never change
     pack_rows: int = 0  # fast path: packed rows per micro-batch; 0: as many as hold batch_size x max_length tokens; -1: the most the memory estimate fits in free memory
-    compile: bool | None = None  # fast path: torch.compile each decoder layer, once per run (train.fast.compiled_layers); None: on a GPU unless gradient_checkpointing
+    compile: bool | None = None  # fast path: torch.compile each decoder layer, once per run (train.fast.compiled_layers); None: on a GPU unless gradient_checkpointing or DeepSpeed
     shuffle: bool = True  # False: training rows in the data's order (benchmarks, curricula)
     save_every: int = 0  # steps between checkpoints (a multiple of eval_every); 0: none
     keep_last: int = 2  # checkpoints kept (the best one too, when load_best)
@@ -306,7 +306,7 @@ def train_sft(model: PreTrainedModel,  # the base model
     replay = replay_records(model, tok, replay_count(len(data["train"]), cfg.replay), seed=seed) if cfg.replay and not tokenized else []
     if replay: data = DatasetDict({**data, "train": mix_replay(data["train"], replay, seed)})  # asked of the base model, before any training
     if cfg.audit and not tokenized: check_audit(audit_records(list(data["train"]), tok, cfg.max_length))
-    fast = _fast_parts(model, cfg)  # None: the plain path
+    fast = _fast_parts(model, cfg, "deepspeed" in (trainer_args or {}))  # None: the plain path
     if (cfg.packing or fast) and not get_method(method).packing:
         raise ValueError(f"Method {method!r} does not support packing (it needs position ids per example): set packing=False" + (", fast=False" if fast else ""))
     if fast and cfg.balance_by: raise ValueError("balance_by draws single rows; the fast path packs them: set fast=False (or packing=False) to balance")
@@ -342,10 +342,11 @@ def train_sft(model: PreTrainedModel,  # the base model
                        torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else None, {k: len(v) for k, v in data.items()} | ({"replay": len(replay)} if cfg.replay else {}), cfg,
                        trial[0].pruned_at if trial else None)
 
-def _fast_parts(model, cfg) -> FastParts | None:
+def _fast_parts(model, cfg, deepspeed: bool = False) -> FastParts | None:
     "The fast path's parts if this run takes it (asked for, or packing on a GPU without balance_by, which draws single rows), else None."
     on = cfg.fast if cfg.fast is not None else cfg.packing and model.device.type == "cuda" and not cfg.balance_by
-    return fast_parts(model, compile=False if cfg.compile is None and cfg.gradient_checkpointing else cfg.compile) if on else None
+    # compiled layers by default, but not under checkpointing or DeepSpeed (whose ZeRO hooks gather the layers' weights): untried on a GPU, so asked for only
+    return fast_parts(model, compile=False if cfg.compile is None and (cfg.gradient_checkpointing or deepspeed) else cfg.compile) if on else None
 
 def rows_that_fit(model: PreTrainedModel,  # the model with its method applied
                   cfg: SFTConfig,  # the run's config (pack_length, checkpointing, optimizer)
