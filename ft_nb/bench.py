@@ -20,7 +20,7 @@ from transformers import AutoModelForCausalLM, Trainer, TrainingArguments, get_c
 from .core import atomic_path
 from .data.tokenize import IGNORE_INDEX
 from .distributed.plan import Shape
-from .train.fast import RowCollator, fast_parts, pack_rows, packed_dataset
+from .train.fast import RowCollator, pack_rows, packed_dataset
 from .train.sft import History, SFTConfig, train_sft
 
 # %% auto #0
@@ -182,7 +182,7 @@ def _ft_nb_arm(spec: BenchSpec, examples: list[dict], steps: list[list[int]], t0
                     packing=True, fast=None if _device() == "cuda" else True, pack_length=spec.row_len, pack_rows=spec.rows, shuffle=False,
                     weight_decay=0.0, max_grad_norm=1.0, warmup_ratio=0.1, gradient_checkpointing=spec.checkpointing)
     res = train_sft(model, None, data, spec.method, cfg, method_options=LORA if spec.method == "lora" else {}, callbacks=[clock])
-    parts = fast_parts(res.model, compile=False if spec.checkpointing else None)  # what train_sft chose
+    parts = res.fast_parts
     return {"losses": res.history.series("loss")[1], "ends": clock.ends, "times": clock.step_times, "estimate_gib": res.memory_estimate.total / 2**30,
             "parts": {"attention": parts.attention, "liger": parts.liger, "compile": parts.compile, "optim": parts.optim, "batches": f"rows of {spec.row_len}"}}
 

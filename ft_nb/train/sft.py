@@ -179,6 +179,7 @@ class TrainResult:
     rows: dict  # rows per split of the data it was given (the `counts` a job prints)
     config: SFTConfig  # the resolved training config
     pruned_at: int | None = None  # the step at which a hyperparameter search's pruner stopped the run, if it did
+    fast_parts: FastParts | None = None  # what the fast path used (train.fast), if the run took it
 
 def run_metrics(result: TrainResult,  # the run
                 before: dict | None = None,  # scores before training (`eval.harness.Evaluation.run`)
@@ -340,7 +341,7 @@ def train_sft(model: PreTrainedModel,  # the base model
                        trainer.state.global_step < steps, last.name if last else None, trainer.state.best_model_checkpoint, estimate,
                        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,  # KiB on Linux
                        torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else None, {k: len(v) for k, v in data.items()} | ({"replay": len(replay)} if cfg.replay else {}), cfg,
-                       trial[0].pruned_at if trial else None)
+                       trial[0].pruned_at if trial else None, fast)
 
 def _fast_parts(model, cfg, deepspeed: bool = False) -> FastParts | None:
     "The fast path's parts if this run takes it (asked for, or packing on a GPU without balance_by, which draws single rows), else None."
