@@ -5,11 +5,11 @@ over five optimizer steps near the end of a short run, in this process, one arm 
     python benchmarks/profile_step.py --arm expert --model 1b --out OUT
 
 Prints (and writes to OUT/profile-<arm>-<model>.txt) the operators by self GPU time and by self CPU
-time, and the step times. With --python, cProfile instead of torch.profiler: the Python functions by
-their own time over the same five steps (what the CPU does, and how long it waits for the GPU). The steady-state gap between the ft_nb and expert arms (about 25 ms a step
-on an H200 at 1B and 8B, BENCHMARKS.md) is what this is for. Every optimizer's step advances the
-profiler (a global post-step hook), so the same script profiles the Trainer arms and the hand-written
-loop alike.
+time, and the step times. With --python, cProfile instead of torch.profiler (OUT/profile-<arm>-<model>-python.txt):
+the Python functions by their own time over the same five steps, what the CPU does between the GPU's
+work. It found the Trainer's per-step module walks behind the steady-state gap BENCHMARKS.md
+describes. Every optimizer's step advances the profiler (a global post-step hook), so the same
+script profiles the Trainer arms and the hand-written loop alike.
 """
 import argparse, cProfile, io, pstats, time
 from pathlib import Path

@@ -24,14 +24,10 @@ VARIANTS = ("expert", "expert+liger", "expert+liger+compile", "ft_nb", "ft_nb-co
 
 def child(variant: str, spec_json: str, out: str, t0: str):
     "Run one variant in this (fresh) process through `ft_nb.bench.worker`."
-    import torch
     import ft_nb.bench as B
     import ft_nb.train.sft as S
+    from ft_nb.train.fast import compiled_layers
     base_model = B._model
-
-    def layers(model):
-        m = model.get_base_model() if hasattr(model, "get_base_model") else model
-        return m.model.layers
 
     if variant.startswith("expert"):
         def model_fn(spec, attention):
@@ -39,9 +35,7 @@ def child(variant: str, spec_json: str, out: str, t0: str):
             if "liger" in variant:
                 from liger_kernel.transformers import _apply_liger_kernel_to_instance
                 _apply_liger_kernel_to_instance(model=model)
-            if "compile" in variant:
-                torch._dynamo.config.cache_size_limit = 64
-                for layer in layers(model): layer.compile()
+            if "compile" in variant: compiled_layers(model).__enter__()  # compiled for the rest of this one-run process
             return model
         B._model = model_fn
         fn = B.ARM_FNS["expert"]
