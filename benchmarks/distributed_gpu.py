@@ -39,27 +39,34 @@ def write_shapes(folder: Path):
 
 
 def runs(only: str):
-    "name -> (shape, method, strategy or 'single', gpus, per-GPU micro-batch, accumulation); global batch fixed per shape."
+    "name -> (shape, method, strategy or 'single', gpus, packed rows a micro-batch per GPU, accumulation); global batch fixed per shape."
     out = {}
     for method in ("lora", "full"):
-        out[f"1b-{method}-single"] = ("1b", method, "single", 1, 16, 2)
-        for strategy in ("ddp", "fsdp", "zero2", "zero3"): out[f"1b-{method}-{strategy}-1"] = ("1b", method, strategy, 1, 16, 2)
-        for strategy in ("ddp", "fsdp", "zero2", "zero3"): out[f"1b-{method}-{strategy}-2"] = ("1b", method, strategy, 2, 16, 1)
-    out["8b-lora-single"], out["8b-lora-fsdp-2"] = ("8b", "lora", "single", 1, 8, 2), ("8b", "lora", "fsdp", 2, 8, 1)
-    out["8b-lora-fsdp-1"], out["8b-full-single"] = ("8b", "lora", "fsdp", 1, 8, 2), ("8b", "full", "single", 1, 8, 2)
-    out["8b-full-fsdp-1"], out["8b-full-fsdp-2"] = ("8b", "full", "fsdp", 1, 8, 2), ("8b", "full", "fsdp", 2, 8, 1)
-    return {k: v for k, v in out.items() if not only or any(k.startswith(o) for o in only.split(","))}
+        out[f"1b-{method}-single"] = ("1b", method, "single", 1, 2, 2)
+        for strategy in ("ddp", "fsdp", "zero2", "zero3"):
+            out[f"1b-{method}-{strategy}-1"], out[f"1b-{method}-{strategy}-2"] = ("1b", method, strategy, 1, 2, 2), ("1b", method, strategy, 2, 2, 1)
+    for method in ("lora", "full"):
+        out[f"8b-{method}-single"] = ("8b", method, "single", 1, 1, 2)
+        out[f"8b-{method}-fsdp-1"], out[f"8b-{method}-fsdp-2"] = ("8b", method, "fsdp", 1, 1, 2), ("8b", method, "fsdp", 2, 1, 1)
+    keep = [o for o in only.split(",") if o]
+    return {k: v for k, v in out.items() if not keep or any(k.startswith(o) for o in keep)}
 
 
-def data():
-    from datasets import DatasetDict
+ROW = 4096  # tokens per packed row: the fast path's default
+
+
+def data(copies: int = 8):
+    "The `stdlib` examples, `copies` times over (about 21 packed rows each): enough rows that no run of this script starts a second epoch."
+    from datasets import DatasetDict, concatenate_datasets
     from ft_nb.data.builtin import load_data
-    return DatasetDict({"train": load_data("stdlib")["train"]})  # no validation: timing only the training steps
+    return DatasetDict({"train": concatenate_datasets([load_data("stdlib")["train"]] * copies)})  # no validation: timing only the training steps
 
 
-def cfg(batch, accum, steps, save_every=0):
+def cfg(rows, accum, steps, save_every=0, compile=None):
+    "Packed rows of ROW tokens, `rows` a micro-batch on each GPU: the fast path on a GPU (`compile`: None, its default)."
     from ft_nb.train.sft import SFTConfig
-    return SFTConfig(max_steps=steps, batch_size=batch, grad_accum=accum, max_length=512, packing=True, seed=0, save_every=save_every, eval_every=max(save_every, 1), lr=1e-4)
+    return SFTConfig(max_steps=steps, batch_size=rows, grad_accum=accum, max_length=512, packing=True, pack_length=ROW, pack_rows=rows, seed=0,
+                     save_every=save_every, eval_every=max(save_every, 1), lr=1e-4, compile=compile)
 
 
 def single(spec_path):
@@ -76,15 +83,16 @@ def single(spec_path):
     Path(spec["out"]).write_text(json.dumps(m | {"rows": rows}, default=str))
 
 
-def measure(name, shape, method, strategy, gpus, batch, accum, shapes, steps, work):
+def measure(name, shape, method, strategy, gpus, rows, accum, shapes, steps, work, compile=None):
     from ft_nb.distributed.launch import launch
-    base, c, run_dir = f"random:{shapes / shape}", cfg(batch, accum, steps), work / name
+    base, c, run_dir = f"random:{shapes / shape}", cfg(rows, accum, steps, compile=compile), work / name
     t0 = time.perf_counter()
     if strategy == "single":
         run_dir.mkdir(parents=True, exist_ok=True)
         spec = run_dir / "spec.json"
         spec.write_text(json.dumps({"base_model": base, "method": method, "cfg": c.__dict__, "out": str(run_dir / "result.json")}))
-        r = subprocess.run([sys.executable, __file__, "--single", str(spec)], capture_output=True, text=True)
+        r = subprocess.run([sys.executable, __file__, "--single", str(spec)], capture_output=True, text=True,
+                           env=os.environ | {"CUDA_VISIBLE_DEVICES": "0"})  # one process on a machine of several GPUs: one of them
         if r.returncode: raise RuntimeError(r.stdout[-3000:] + r.stderr[-3000:])
         m = json.loads((run_dir / "result.json").read_text())
     else:
@@ -92,11 +100,11 @@ def measure(name, shape, method, strategy, gpus, batch, accum, shapes, steps, wo
         m["rows"] = [json.loads(l) for l in (run_dir / "metrics.jsonl").read_text().splitlines()]
     wall = time.perf_counter() - t0
     per_step = m["tokens_seen"] / m["steps"]
-    return {"name": name, "shape": shape, "method": method, "strategy": strategy, "gpus": gpus, "micro_batch": batch, "accum": accum,
+    return {"name": name, "shape": shape, "method": method, "strategy": strategy, "gpus": gpus, "micro_batch": rows, "micro_tokens": rows * ROW, "accum": accum, "compile": compile,
             "steps": m["steps"], "tokens_per_step": per_step, "step_s_median": m["step_s_median"],
             "tokens_per_s_steady": per_step / m["step_s_median"], "tokens_per_s_first_pass": m["tokens_seen"] / m["seconds"],
             "loop_seconds": m["seconds"], "wall_seconds": wall, "peak_gpu_gib": [p["peak_gpu_gib"] for p in m["per_rank"]],
-            "sharded": m.get("sharded"), "trainable": m["trainable"], "total_params": m["total"],
+            "sharded": m.get("sharded"), "fast": m.get("fast"), "trainable": m["trainable"], "total_params": m["total"],
             "losses": [r["loss"] for r in m["rows"] if "loss" in r and "eval_loss" not in r]}
 
 
@@ -104,7 +112,7 @@ def kill_and_resume(shapes, work, strategy="ddp", processes=2):
     "1B LoRA, checkpoints every 4 steps: the last rank SIGKILLed after the first complete checkpoint, then the launch repeated into the same folder."
     from ft_nb.distributed.launch import LaunchError, launch
     from ft_nb.train.checkpoints import last_complete_checkpoint
-    run, c, victim = work / f"kill-{strategy}-{processes}", cfg(16, 1, 16, save_every=4), processes - 1
+    run, c, victim = work / f"kill-{strategy}-{processes}", cfg(2, 1, 16, save_every=4), processes - 1
     def kill():
         pid = run / "distributed" / f"rank{victim}.pid"
         while not (pid.exists() and last_complete_checkpoint(run / "checkpoints")): time.sleep(0.05)
@@ -125,6 +133,7 @@ def main():
     ap.add_argument("--write-shapes"); ap.add_argument("--single"); ap.add_argument("--shapes"); ap.add_argument("--out")
     ap.add_argument("--only", default="", help="comma-separated run-name prefixes; 'kill' runs the kill test")
     ap.add_argument("--steps", type=int, default=30)
+    ap.add_argument("--no-compile", action="store_true", help="SFTConfig(compile=False): eager decoder layers on the fast path")
     a = ap.parse_args()
     if a.write_shapes: return write_shapes(Path(a.write_shapes))
     if a.single: return single(a.single)
@@ -140,9 +149,9 @@ def main():
         except Exception as e: env[pkg] = f"not available: {type(e).__name__}: {e}"
     print(json.dumps(env), flush=True)
     results = []
-    for name, (shape, method, strategy, n, batch, accum) in runs(a.only).items():
+    for name, (shape, method, strategy, n, rows, accum) in runs(a.only).items():
         if n > gpus: print(f"skip {name}: needs {n} GPUs"); continue
-        try: r = measure(name, shape, method, strategy, n, batch, accum, shapes, a.steps, work)
+        try: r = measure(name, shape, method, strategy, n, rows, accum, shapes, a.steps, work, False if a.no_compile else None)
         except Exception as e:
             r = {"name": name, "error": f"{type(e).__name__}: {str(e)[-1500:]}"}
             if (log := work / name / "distributed" / "launch.log").is_file():  # keep the failure's evidence

@@ -14,12 +14,13 @@ import torch
 from datasets import DatasetDict
 
 from .launch import GPU_ONLY, STRATEGIES, launch
-from .plan import plan_memory, shape_of
+from .plan import check_plans, plan_memory, shape_of
 from ..models import load_config
 from ..train.sft import SFTConfig
 
 # %% auto #0
-__all__ = ['strategy_runs', 'compare_strategies', 'strategy_table', 'plot_strategies']
+__all__ = ['ENGINE_ORDER', 'strategy_runs', 'compare_strategies', 'strategy_table', 'plot_strategies', 'scaling_rows',
+           'scaling_table']
 
 # %% ../../nbs/43_distributed.compare.ipynb #fd17d482
 def strategy_runs(gpus: int = 0,  # processes for the multi-process runs; 0: every GPU, or 2 CPU processes without GPUs
@@ -84,3 +85,35 @@ def plot_strategies(rows: list[dict]):
     b.barh([r["run"] for r in rows], [r["tokens_per_s_steady"] for r in rows]); b.set(xlabel="tokens/s (steady state)"); b.grid(axis="x", alpha=.3)
     fig.tight_layout()
     return fig
+
+# %% ../../nbs/43_distributed.compare.ipynb #a0cbc63e
+ENGINE_ORDER = ("single", "ddp", "fsdp", "zero2", "zero3")
+
+def scaling_rows(record: dict,  # a `benchmarks/distributed_gpu.py` record
+                 shapes: dict,  # shape name in the record -> its `plan.Shape`
+                 fused_loss: bool | None = None,  # whether the runs fused the loss (`check_plans`)
+                ) -> list[dict]:
+    "Every run beside the same strategy on one GPU (else DDP on one): speed-up, scaling efficiency, plan and error, largest loss gap."
+    runs, plans = {r["name"]: r for r in record["runs"]}, {p["run"]: p for p in check_plans(record, shapes, fused_loss)}
+    out = []
+    for name, r in runs.items():
+        ref = runs.get(f"{r['shape']}-{r['method']}-{r['strategy']}-1") or runs.get(f"{r['shape']}-{r['method']}-ddp-1")
+        ref = None if ref is r else ref
+        speedup = r["tokens_per_s_steady"] / ref["tokens_per_s_steady"] if ref else None
+        out.append({"run": name, "strategy": r["strategy"], "gpus": r["gpus"], "method": r["method"], "model": r["shape"],
+                    "tokens_per_s": r["tokens_per_s_steady"], "reference": ref and f"{ref['strategy']} x1", "speedup": speedup,
+                    "efficiency": speedup / r["gpus"] if ref and ref["strategy"] == r["strategy"] else None,
+                    "peak_gib": plans[name]["measured_gib"], "plan_gib": plans[name]["plan_gib"], "plan_error_pct": plans[name]["error_pct"],
+                    "loss_gap": max(abs(a - b) for a, b in zip(r["losses"], ref["losses"])) if ref else None})
+    return sorted(out, key=lambda x: (x["model"], ("lora", "full").index(x["method"]), ENGINE_ORDER.index(x["strategy"]), x["gpus"]))
+
+def scaling_table(rows: list[dict]) -> str:
+    "A markdown table of `scaling_rows`."
+    f = lambda v, fmt: "" if v is None else format(v, fmt)
+    out = ["| strategy | GPUs | method | model | tokens/s (steady) | speed-up over one GPU | scaling efficiency | peak GiB per GPU | plan GiB | plan error % | largest loss gap to one GPU |",
+           "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        up = f"{r['speedup']:.2f}x ({r['reference']})" if r["speedup"] else ""
+        out.append(f"| {r['strategy']} | {r['gpus']} | {r['method']} | {r['model']} | {r['tokens_per_s']:,.0f} | {up} | {f(r['efficiency'], '.0%')} | "
+                   f"{r['peak_gib']:.2f} | {r['plan_gib']:.2f} | {r['plan_error_pct']:+.1f} | {f(r['loss_gap'], '.4f')} |")
+    return "\n".join(out)

@@ -97,6 +97,7 @@ def plan_memory(shape: Shape,  # the model (`shape_of` a config, or SHAPES)
                 offload: bool = False,  # optimizer states (and sharded parameters for fsdp/zero3) in CPU memory
                 r: int = 8,  # LoRA rank
                 lora_dropout: bool = True,  # LoRA dropout on (ft_nb's default, 0.05): each adapter keeps its dropped-out input
+                fused_loss: bool = False,  # the loss fused with the output projection (the fast path with Liger): no full-vocabulary logits
                ) -> Plan:
     "Per-GPU memory of training `shape` with `method` under `strategy` on `gpus` GPUs."
     if strategy not in STRATEGY_ORDER: raise ValueError(f"strategy {strategy!r}: expected one of {', '.join(STRATEGY_ORDER)}")
@@ -122,7 +123,7 @@ def plan_memory(shape: Shape,  # the model (`shape_of` a config, or SHAPES)
         if shard_w: cpu, weights, grads = cpu + weights + grads, 0, 0
     gathered = 2 * shape.layer_params * 2 if shard_w else 0  # the layer in use and the prefetched one, in bf16
     buckets = trainable * g if strategy == "ddp" and gpus > 1 else 0
-    acts = activation_memory(shape.config(), tokens, gradient_checkpointing, 2)
+    acts = activation_memory(shape.config(), tokens, gradient_checkpointing, 2, fused_loss)
     if method != "full" and lora_dropout and not gradient_checkpointing:
         acts += tokens * shape.layers * (6 * shape.hidden + shape.intermediate) * (2 + 1)  # bf16 dropped-out inputs and their masks
     step = 0 if offload else trainable * (4 if full and strategy in ("fsdp", "zero1", "zero2", "zero3") else o / 2) / (gpus if shard_o else 1)  # one moment's worth
@@ -185,6 +186,7 @@ def plot_plans(plans: list[Plan],  # plans to compare
 # %% ../../nbs/41_distributed.plan.ipynb #2eb2dadc
 def check_plans(results: dict,  # a `benchmarks/distributed_gpu.py` record
                 shapes: dict[str, Shape],  # shape name in the record -> its Shape
+                fused_loss: bool | None = None,  # whether the runs fused the loss; None: each run's `fast` field, if it has one, else no
                ) -> list[dict]:
     "Each measured run beside its plan: peak and estimate in GiB, and the estimate's error in percent (None for a run that failed)."
     rows = []
@@ -193,8 +195,9 @@ def check_plans(results: dict,  # a `benchmarks/distributed_gpu.py` record
         shape, method, strategy, gpus = shapes[name[0]], name[1], name[2], int(name[3]) if len(name) > 3 else 1
         if "error" in r:
             rows.append({"run": r["name"], "measured_gib": None, "plan_gib": None, "error_pct": None, "failed": r["error"].split(";")[0]}); continue
-        tokens = round(r["tokens_per_step"] / (r["accum"] * gpus))  # one packed micro-batch on one GPU
-        p = plan_memory(shape, method, strategy if strategy != "single" else "single", gpus, tokens)
+        tokens = r.get("micro_tokens") or round(r["tokens_per_step"] / (r["accum"] * gpus))  # one micro-batch on one GPU: its rows, or the packed tokens
+        fused = bool((r.get("fast") or {}).get("liger")) if fused_loss is None else fused_loss
+        p = plan_memory(shape, method, strategy, gpus, tokens, fused_loss=fused)
         peak = max(r["peak_gpu_gib"])
         rows.append({"run": r["name"], "measured_gib": round(peak, 2), "plan_gib": round(p.total / 2**30, 2), "error_pct": round(100 * (p.total / 2**30 - peak) / peak, 1),
                      "tokens_per_s": round(r["tokens_per_s_steady"]), "sharded": r["sharded"]})

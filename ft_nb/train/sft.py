@@ -200,7 +200,7 @@ def run_metrics(result: TrainResult,  # the run
             "seconds": result.seconds, "step_s_median": statistics.median(h.step_times) if h.step_times else None,
             "tokens_per_s": statistics.mean(r["tokens_per_s"] for r in rows) if rows else None,
             "peak_rss_gib": result.peak_rss_gib, "peak_gpu_gib": result.peak_gpu_gib,
-            "memory_estimate_gib": result.memory_estimate.total / 2**30, "counts": result.rows, "config": dataclasses.asdict(result.config), "before": before or {}, "after": after or {}, **extra}
+            "memory_estimate_gib": result.memory_estimate.total / 2**30, "fast": dataclasses.asdict(result.fast_parts) if result.fast_parts else None, "counts": result.rows, "config": dataclasses.asdict(result.config), "before": before or {}, "after": after or {}, **extra}
 
 # %% ../../nbs/32_train.sft.ipynb #6b34bd09
 def balanced_sampler(weights: list[float],  # one weight per training row
@@ -437,6 +437,9 @@ def _run_trainer(model, tok, train, val, method, cfg, seed, output_dir, callback
         load_best_model_at_end=best, metric_for_best_model="eval_loss" if best else None, greater_is_better=False if best else None,
         seed=seed, data_seed=seed, bf16=cuda and torch.cuda.is_bf16_supported(), use_cpu=not cuda and model.device.type == "cpu",
         dataloader_num_workers=0, remove_unused_columns=False, label_names=["labels"], disable_tqdm=False, **(trainer_args or {}))
+    if args.n_gpu > 1:  # one process that sees several GPUs: the Trainer would wrap the model in nn.DataParallel, which fails on packed rows
+        print(f"this process sees {args.n_gpu} GPUs and trains on the model's alone; to train on all of them: ft_nb run train --gpus {args.n_gpu}")
+        args._n_gpu = 1  # what the Trainer itself does for a model split across GPUs
     keep = ["input_ids", "labels", "position_ids", "real_tokens"] if fast else ["input_ids", "attention_mask", "labels"]
     history, counts = History(), TokenCounts()
     with _env(env):
