@@ -165,8 +165,10 @@ def main():
         k = kill_and_resume(shapes, work) if name == "kill" else kill_and_resume(shapes, work, "fsdp", 1)
         print(name, k, flush=True)
         (out / "runs" / f"{name}.json").write_text(json.dumps(k, indent=1))
-    env["cuda_initialised_in_this_process"] = torch.cuda.is_initialized()  # the launching process (a notebook's kernel, in a job) never touches CUDA
-    print("CUDA initialised in the launching process:", env["cuda_initialised_in_this_process"], flush=True)
+    from ft_nb.distributed.launch import gpu_bytes_here
+    env["cuda_initialised_in_this_process"] = torch.cuda.is_initialized()  # importing peft imports bitsandbytes, which initialises CUDA
+    env["gpu_bytes_in_this_process"] = gpu_bytes_here()  # the launching process (a notebook's kernel, in a job) allocates nothing on a GPU
+    print("CUDA initialised in the launching process:", env["cuda_initialised_in_this_process"], "; GPU bytes allocated there:", env["gpu_bytes_in_this_process"], flush=True)
     (out / "distributed_gpu.json").write_text(json.dumps({"env": env, "runs": results}, indent=1))
 
 

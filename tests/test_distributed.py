@@ -119,5 +119,6 @@ def test_distributed_job_compares_strategies_with_equal_losses_and_no_cuda_in_it
     rows = json.loads((tmp_path / "d" / "comparison.json").read_text())
     assert [x["run"] for x in rows] == ["ddp x1", "ddp x2"] and rows[0]["global_batch"] == rows[1]["global_batch"]
     assert rows[1]["max_loss_gap"] < 1e-4 and len(rows[1]["losses"]) == 4
-    assert json.loads((tmp_path / "d" / "metrics.json").read_text())["cuda_initialised_in_kernel"] is False
+    metrics = json.loads((tmp_path / "d" / "metrics.json").read_text())
+    assert metrics["gpu_bytes_in_kernel"] == 0 and metrics["cuda_initialised_in_kernel"] is False  # no GPU here: not even initialised
     assert (tmp_path / "d" / "strategies.png").stat().st_size > 0 and (tmp_path / "d" / "ddp-2" / "adapter" / "adapter_model.safetensors").is_file()

@@ -46,3 +46,25 @@ def test_packing_gives_the_same_update(data):
 def test_training_moves_the_weights(data):
     a, _ = _train(data, batch_size=4)
     assert max(v.abs().max().item() for k, v in a.items() if "lora_B" in k) > 1e-4  # B starts at zero
+
+
+def test_fast_path_batches_keep_one_shape_through_an_epochs_end(monkeypatch):
+    "Five packed rows, two a batch: the third batch of each epoch has one row, filled up with an empty one; the loss stays finite."
+    from datasets import Dataset, DatasetDict
+    import ft_nb.train.sft as sft
+    shapes = []
+    class Recording(sft.RowCollator):
+        def __call__(self, rows):
+            batch = super().__call__(rows)
+            shapes.append((len(rows), tuple(batch["input_ids"].shape), int(batch["real_tokens"])))
+            return batch
+    monkeypatch.setattr(sft, "RowCollator", Recording)
+    g = torch.Generator().manual_seed(0)
+    ids = [torch.randint(3, 100, (100,), generator=g).tolist() for _ in range(5)]  # one example a row of 128
+    data = DatasetDict({"train": Dataset.from_dict({"input_ids": ids, "labels": ids})})
+    model, tok = load_base_model("tiny", device="cpu")
+    result = train_sft(model, tok, data, "lora", SFTConfig(max_steps=6, lr=1e-3, warmup_ratio=0, seed=0, fast=True, pack_length=128, pack_rows=2, max_length=128))
+    train = [s for s in shapes if s[0] in (1, 2)]
+    assert [n for n, _, _ in train] == [2, 2, 1, 2, 2, 1]  # two epochs of 2 + 2 + 1 rows
+    assert {shape for _, shape, _ in train} == {(2, 128)} and [r for n, _, r in train if n == 1] == [100, 100]
+    assert all(torch.isfinite(torch.tensor(l)) for l in result.history.series("loss")[1])

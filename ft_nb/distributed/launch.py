@@ -23,7 +23,7 @@ from ..train.sft import SFTConfig, run_metrics, save_history, train_sft
 # %% auto #0
 __all__ = ['STRATEGIES', 'GPU_ONLY', 'WORKER', 'check_strategy', 'deepspeed_config', 'fsdp_config', 'engine_args',
            'accelerate_config', 'torchrun_command', 'node_commands', 'prepare', 'worker', 'LaunchError', 'Launch',
-           'failure_summary', 'run_command', 'launch', 'train_or_launch']
+           'failure_summary', 'run_command', 'launch', 'train_or_launch', 'gpu_bytes_here']
 
 # %% ../../nbs/42_distributed.launch.ipynb #76f67168
 STRATEGIES = {
@@ -269,3 +269,9 @@ def train_or_launch(run_dir: Path | str,  # the run folder: checkpoints, history
     save_history(result, run_dir, title=f"{base_model} + {method}")
     saved, reload_diff = save_checked(result.model, Path(run_dir) / "adapter", method, options, load_base_model(base_model)[0], tok)
     return result.model, run_metrics(result, saved=saved, reload_max_abs_diff=reload_diff)
+
+# %% ../../nbs/42_distributed.launch.ipynb #ebd3390b
+def gpu_bytes_here() -> int:
+    "Bytes PyTorch has allocated on any GPU in this process, at their peak (0 when CUDA is not initialised): a kernel that launches workers should hold none."
+    if not torch.cuda.is_initialized(): return 0
+    return sum(torch.cuda.max_memory_allocated(i) for i in range(torch.cuda.device_count()))

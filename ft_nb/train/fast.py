@@ -50,8 +50,15 @@ def packed_dataset(ds: Dataset,  # tokenized examples: input_ids and labels
 
 # %% ../../nbs/36_train.fast.ipynb #65765213
 class RowCollator:
-    "Stacks packed rows into tensors: input_ids, labels, position_ids, and the batch's `real_tokens` (read and removed by `train.sft`'s trainer)."
+    "Stacks packed rows into tensors: input_ids, labels, position_ids, and the batch's `real_tokens` (read and removed by `train.sft`'s trainer); given `rows`, a shorter batch is filled up with empty rows."
+    def __init__(self, rows: int = 0):  # rows a batch: a short batch (an epoch's last) gets empty rows, with no real token and no label; 0: as given
+        self.rows = rows
+
     def __call__(self, rows: list[dict]) -> dict:
+        if len(rows) < self.rows:
+            n = len(rows[0]["input_ids"])
+            empty = {"input_ids": [0] * n, "labels": [IGNORE_INDEX] * n, "position_ids": list(range(n)), "real_tokens": 0}
+            rows = [*rows, *[empty] * (self.rows - len(rows))]
         t = lambda k: torch.tensor([r[k] for r in rows], dtype=torch.long)
         return {"input_ids": t("input_ids"), "labels": t("labels"), "position_ids": t("position_ids"),
                 "real_tokens": torch.tensor(sum(r["real_tokens"] for r in rows))}
