@@ -192,3 +192,15 @@ def test_parameter_files_are_checked_and_then_used(out, tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     params = json.loads((out / "f" / "manifest.json").read_text())["params"]
     assert (params["max_steps"], params["lr"], params["n_probes"]) == (2, 2e-3, 2)  # -p wins over the file
+
+
+def test_train_job_passes_the_fast_paths_knobs_to_the_training_config():
+    "`-p pack_length 8192 -p pack_rows -1 -p fast true` reach SFTConfig typed; a row count below -1 is refused."
+    from ft_nb.cli import check_parameters
+    from ft_nb.train.sft import sft_config
+    nb = ROOT / "nbs" / "jobs" / "train.ipynb"
+    params = check_parameters(nb, {"pack_length": "8192", "pack_rows": "-1", "fast": "true", "max_length": "6000"})
+    cfg = sft_config(params)
+    assert (cfg.pack_length, cfg.pack_rows, cfg.fast, cfg.max_length) == (8192, -1, True, 6000)
+    assert sft_config(check_parameters(nb, {"fast": "None"})).fast is None
+    with pytest.raises(ValueError, match=r"'pack_rows' must be in \[-1, inf\)"): check_parameters(nb, {"pack_rows": "-2"})
