@@ -16,7 +16,7 @@ from datasets import DatasetDict
 from .launch import GPU_ONLY, STRATEGIES, launch
 from .plan import check_plans, plan_memory, shape_of
 from ..models import load_config
-from ..train.sft import SFTConfig
+from ..train.sft import SFTConfig, _rows_per_batch
 
 # %% auto #0
 __all__ = ['ENGINE_ORDER', 'strategy_runs', 'compare_strategies', 'strategy_table', 'plot_strategies', 'scaling_rows',
@@ -45,7 +45,7 @@ def compare_strategies(run_dir: Path | str,  # the comparison's folder: one sub-
                        runs: list[tuple[str, int]] | None = None,  # (strategy, processes); None: `strategy_runs()`
                        echo: bool = False,  # print the workers' output
                       ) -> list[dict]:
-    "Launch every run with the same global batch; one row per run: speed, memory, plan, losses and their largest gap to the first run."
+    "Launch every run with the same global batch; one row per run: speed, scaling efficiency, memory, plan, losses and their largest gap to the first run."
     runs = runs or strategy_runs()
     most = max(n for _, n in runs)
     if any(most % n for _, n in runs): raise ValueError(f"process counts {sorted({n for _, n in runs})} must divide {most}, to keep the global batch equal")
@@ -58,22 +58,26 @@ def compare_strategies(run_dir: Path | str,  # the comparison's folder: one sub-
         losses = _losses(folder)
         reference = reference or losses
         peak = max(p["peak_gpu_gib"] or 0 for p in m["per_rank"]) or None
-        tokens = m["tokens_seen"] / (m["steps"] * c.grad_accum * n)  # one micro-batch on one process
-        plan = plan_memory(shape, method, strategy, n, round(tokens), c.gradient_checkpointing).total / 2**30 if shape and peak else None
+        fast = m.get("fast")  # the fast path's parts, when the run took it: full rows of pack_length tokens, and maybe no logits
+        tokens = _rows_per_batch(SFTConfig(**m["config"])) * c.pack_length if fast else m["tokens_seen"] / (m["steps"] * c.grad_accum * n)  # one micro-batch on one process
+        plan = plan_memory(shape, method, strategy, n, round(tokens), c.gradient_checkpointing, fused_loss=bool(fast and fast["liger"])).total / 2**30 if shape and peak else None
         rows.append({"run": f"{strategy} x{n}", "strategy": strategy, "processes": n, "steps": m["steps"], "global_batch": c.batch_size * c.grad_accum * n,
                      "tokens_per_s_steady": m["tokens_seen"] / m["steps"] / m["step_s_median"], "tokens_per_s_first_pass": m["tokens_seen"] / m["seconds"],
                      "peak_gpu_gib": peak, "plan_gib": plan, "plan_error_pct": 100 * (plan - peak) / peak if plan else None, "sharded": m["sharded"],
                      "final_loss": losses[-1], "max_loss_gap": max(abs(a - b) for a, b in zip(losses, reference)), "losses": losses})
+    one = {r["strategy"]: r["tokens_per_s_steady"] for r in rows if r["processes"] == 1}
+    for r in rows:  # tokens/s on n processes over n times the same strategy's on one
+        r["scaling_efficiency"] = r["tokens_per_s_steady"] / (r["processes"] * one[r["strategy"]]) if r["processes"] > 1 and r["strategy"] in one else None
     return rows
 
 # %% ../../nbs/43_distributed.compare.ipynb #7fd18192
 def strategy_table(rows: list[dict]) -> str:
     "A markdown table of `compare_strategies` rows."
     f = lambda v, fmt: "" if v is None else format(v, fmt)
-    out = ["| run | global batch | tokens/s steady | tokens/s first pass | peak GiB/GPU | plan GiB | plan error % | final loss | largest loss gap |",
-           "|---|---|---|---|---|---|---|---|---|"]
+    out = ["| run | global batch | tokens/s steady | tokens/s first pass | scaling efficiency | peak GiB/GPU | plan GiB | plan error % | final loss | largest loss gap |",
+           "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        out.append(f"| {r['run']} | {r['global_batch']} | {r['tokens_per_s_steady']:,.0f} | {r['tokens_per_s_first_pass']:,.0f} | {f(r['peak_gpu_gib'], '.2f')} | "
+        out.append(f"| {r['run']} | {r['global_batch']} | {r['tokens_per_s_steady']:,.0f} | {r['tokens_per_s_first_pass']:,.0f} | {f(r.get('scaling_efficiency'), '.0%')} | {f(r['peak_gpu_gib'], '.2f')} | "
                    f"{f(r['plan_gib'], '.2f')} | {f(r['plan_error_pct'], '+.1f')} | {r['final_loss']:.4f} | {r['max_loss_gap']:.2e} |")
     return "\n".join(out)
 
