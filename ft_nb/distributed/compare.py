@@ -97,8 +97,8 @@ def scaling_rows(record: dict,  # a `benchmarks/distributed_gpu.py` record
                  shapes: dict,  # shape name in the record -> its `plan.Shape`
                  fused_loss: bool | None = None,  # whether the runs fused the loss (`check_plans`)
                 ) -> list[dict]:
-    "Every run beside the same strategy on one GPU (else DDP on one): speed-up, scaling efficiency, plan and error, largest loss gap."
-    runs, plans = {r["name"]: r for r in record["runs"]}, {p["run"]: p for p in check_plans(record, shapes, fused_loss)}
+    "Every run that trained, beside the same strategy on one GPU (else DDP on one): speed-up, scaling efficiency, plan and error, largest loss gap."
+    runs, plans = {r["name"]: r for r in record["runs"] if "error" not in r}, {p["run"]: p for p in check_plans(record, shapes, fused_loss)}
     out = []
     for name, r in runs.items():
         ref = runs.get(f"{r['shape']}-{r['method']}-{r['strategy']}-1") or runs.get(f"{r['shape']}-{r['method']}-ddp-1")
