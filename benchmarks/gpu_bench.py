@@ -5,6 +5,7 @@ written as soon as it ends, no new job started after --budget seconds.
 
 bench:MODEL:STEPS:REPEATS[:ARM,ARM[:ONCE,ONCE]]  the arms side by side (LoRA, rows of 4096, one row a step); all three unless
                            named; the ONCE arms in the first round only
+ckpt:MODEL:STEPS           the ft_nb arm alone with gradient checkpointing (the memory estimate against the peak)
 qlora:MODEL                one QLoRA step on a model created directly in 4-bit, layer by layer
 edge:MODEL                 the longest single sequence each arm trains at
 """
@@ -33,6 +34,9 @@ def main():
                 once = tuple(args[4].split(",")) if len(args) > 4 else ()
                 s = bench(BenchSpec(model, steps=steps), out / f"bench-{model}{a.tag}", arms=arms, repeats=repeats, once=once)
                 print((out / f"bench-{model}{a.tag}" / "bench.md").read_text(), json.dumps(s["loss_gaps"]), flush=True)
+            elif kind == "ckpt":
+                s = bench(BenchSpec(args[0], steps=int(args[1]), checkpointing=True), out / f"ckpt-{args[0]}{a.tag}", arms=("ft_nb",), repeats=1)
+                f = s["arms"]["ft_nb"]; print(f"checkpointing: estimate {f['estimate_gib']:.2f} GiB, peak {f['peak_gib']:.2f} GiB", flush=True)
             elif kind == "qlora":
                 r = qlora_step(MODELS[args[0]])
                 (out / f"qlora-{args[0]}.json").write_text(json.dumps(r, indent=1)); print(r, flush=True)

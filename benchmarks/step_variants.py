@@ -12,6 +12,7 @@ Variants (all by default):
   ft_nb-liger              the same without Liger (the full-vocabulary logits again)
   ft_nb+liger-all          the same with all of Liger's kernels
   ft_nb+liger-all-compile  all of Liger's kernels, eager layers
+  ft_nb+flex               the ft_nb arm with flex attention instead of the variable-length kernel (ft_nb_varlen)
 
 Prints one line per variant: steady step (median of the second half), first pass (process start to last
 step), peak memory, first and last loss; and writes OUT/variants-<model>.json.
@@ -19,7 +20,7 @@ step), peak memory, first and last loss; and writes OUT/variants-<model>.json.
 import argparse, dataclasses, json, os, statistics, subprocess, sys, tempfile, time
 from pathlib import Path
 
-VARIANTS = ("expert", "expert+liger", "expert+liger+compile", "ft_nb", "ft_nb-compile", "ft_nb-liger", "ft_nb+liger-all", "ft_nb+liger-all-compile")
+VARIANTS = ("expert", "expert+liger", "expert+liger+compile", "ft_nb", "ft_nb-compile", "ft_nb-liger", "ft_nb+liger-all", "ft_nb+liger-all-compile", "ft_nb+flex")
 
 
 def child(variant: str, spec_json: str, out: str, t0: str):
@@ -41,7 +42,8 @@ def child(variant: str, spec_json: str, out: str, t0: str):
         fn = B.ARM_FNS["expert"]
     else:
         real, liger_on, compile_on = S.fast_parts, "-liger" not in variant, not variant.endswith("-compile")
-        S.fast_parts = lambda model, liger=True, compile=None: real(model, liger=liger and liger_on, compile=compile if compile_on else False)
+        attention = {"attention": "flex_attention"} if "+flex" in variant else {}
+        S.fast_parts = lambda model, liger=True, compile=None: dataclasses.replace(real(model, liger=liger and liger_on, compile=compile if compile_on else False), **attention)
         if "liger-all" in variant:
             from ft_nb.train.fast import FastParts
             FastParts.trainer_args = lambda self: {"use_liger_kernel": self.liger}  # transformers' default: every kernel Liger has
@@ -77,9 +79,10 @@ def main():
         half = len(r["times"]) // 2
         step = statistics.median(r["times"][half:])
         rows[v] = {"steady_step_s": step, "steady_tps": statistics.mean(r["real_tokens"][half:]) / step, "first_pass_s": r["ends"][-1],
-                   "first_step_s": r["times"][0], "times": r["times"], "peak_gib": r["peak_gib"], "losses": r["losses"], "parts": r["parts"]}
+                   "first_step_s": r["times"][0], "times": r["times"], "peak_gib": r["peak_gib"], "losses": r["losses"], "parts": r["parts"],
+                   "attention_calls": r.get("attention_calls"), "imported_s": r.get("imported_s")}
         print(f"{v:22s} steady {step * 1e3:7.1f} ms/step {rows[v]['steady_tps']:8,.0f} tok/s  first pass {r['ends'][-1]:6.1f} s  "
-              f"first step {r['times'][0]:5.1f} s  peak {r['peak_gib'] or 0:.1f} GiB  loss {r['losses'][0]:.4f} -> {r['losses'][-1]:.4f}", flush=True)
+              f"first step {r['times'][0]:5.1f} s  before it {r['ends'][0] - r['times'][0]:5.1f} s  peak {r['peak_gib'] or 0:.1f} GiB  loss {r['losses'][0]:.4f} -> {r['losses'][-1]:.4f}  {r.get('attention_calls') or ''}", flush=True)
     (out / f"variants-{a.model}.json").write_text(json.dumps({"spec": dataclasses.asdict(spec), "variants": rows}, indent=1))
 
 

@@ -20,7 +20,7 @@ from transformers import AutoModelForCausalLM, Trainer, TrainingArguments, get_c
 from .core import atomic_path
 from .data.tokenize import IGNORE_INDEX
 from .distributed.plan import Shape
-from .train.fast import RowCollator, pack_rows, packed_dataset
+from .train.fast import VARLEN_CALLS, RowCollator, pack_rows, packed_dataset
 from .train.sft import History, SFTConfig, train_sft
 
 # %% auto #0
@@ -184,7 +184,8 @@ def _ft_nb_arm(spec: BenchSpec, examples: list[dict], steps: list[list[int]], t0
     res = train_sft(model, None, data, spec.method, cfg, method_options=LORA if spec.method == "lora" else {}, callbacks=[clock])
     parts = res.fast_parts
     return {"losses": res.history.series("loss")[1], "ends": clock.ends, "times": clock.step_times, "estimate_gib": res.memory_estimate.total / 2**30,
-            "parts": {"attention": parts.attention, "liger": parts.liger, "compile": parts.compile, "optim": parts.optim, "batches": f"rows of {spec.row_len}"}}
+            "parts": {"attention": parts.attention, "liger": parts.liger, "compile": parts.compile, "optim": parts.optim, "batches": f"rows of {spec.row_len}"},
+            "attention_calls": dict(VARLEN_CALLS)}
 
 # every arm takes the spec, `bench_examples(spec)`, `plan_steps(examples, spec)` (example indices per optimizer step) and the
 # time the parent started its process (for the first pass), and returns its losses, step end times and durations, and parts
@@ -194,6 +195,7 @@ ARM_FNS = {"tutorial": _tutorial_arm, "expert": _expert_arm, "ft_nb": _ft_nb_arm
 def worker(argv: list[str]) -> None:
     "Run one arm: argv is ARM SPEC_JSON OUT_JSON T0."
     arm, spec, out, t0 = argv[0], BenchSpec(**json.loads(argv[1])), Path(argv[2]), float(argv[3])
+    imported = time.time() - t0  # the process started and imported ft_nb (torch, transformers, peft, datasets)
     examples = bench_examples(spec); steps = plan_steps(examples, spec)
     if torch.cuda.is_available(): torch.cuda.reset_peak_memory_stats()
     result = ARM_FNS[arm](spec, examples, steps, t0)
@@ -202,7 +204,7 @@ def worker(argv: list[str]) -> None:
                "supervised_tokens": [sum(sum(t != IGNORE_INDEX for t in examples[i]["labels"][1:]) for i in s) for s in steps],
                "flops": [step_flops(l, MODELS[spec.model], spec.method) for l in lengths],
                "peak_gib": torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else None,
-               "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu", "torch": torch.__version__}
+               "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu", "torch": torch.__version__, "imported_s": imported}
     with atomic_path(out, suffix=".json") as tmp: tmp.write_text(json.dumps(result))
 
 def run_arm(arm: str,  # a key of ARM_FNS

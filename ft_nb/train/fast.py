@@ -6,16 +6,21 @@ Docs: https://ft-nb.github.io/ft_nb/train.fast.html.md"""
 
 # %% ../../nbs/36_train.fast.ipynb #832c0866
 from __future__ import annotations
-import contextlib, importlib.util
+import collections, contextlib, importlib.util, weakref
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from datasets import Dataset
+from transformers import AttentionInterface
+from transformers.integrations.sdpa_attention import sdpa_attention_forward
+from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
 from ..data.tokenize import IGNORE_INDEX
 
 # %% auto #0
-__all__ = ['LIGER_TYPES', 'LIGER_KERNELS', 'pack_rows', 'packed_dataset', 'RowCollator', 'FastParts', 'fast_parts',
+__all__ = ['VARLEN_TYPES', 'VARLEN_CALLS', 'LIGER_TYPES', 'LIGER_KERNELS', 'pack_rows', 'packed_dataset', 'RowCollator',
+           'doc_bounds', 'varlen_attention', 'varlen_mask', 'varlen_ready', 'FastParts', 'fast_parts',
            'compiled_layers']
 
 # %% ../../nbs/36_train.fast.ipynb #995e1292
@@ -63,6 +68,133 @@ class RowCollator:
         return {"input_ids": t("input_ids"), "labels": t("labels"), "position_ids": t("position_ids"),
                 "real_tokens": torch.tensor(sum(r["real_tokens"] for r in rows))}
 
+# %% ../../nbs/36_train.fast.ipynb #5c312ae5
+VARLEN_TYPES = ("llama", "mistral", "qwen2", "qwen3", "phi3", "granite", "olmo2")  # architectures with plain causal attention (Liger's list without Gemma's soft-capping)
+VARLEN_CALLS = collections.Counter()  # which way `varlen_attention` went ("varlen" or "sdpa") and how often the bounds were computed ("bounds"), in this process
+
+def doc_bounds(position_ids: torch.Tensor,  # (rows, length): positions that restart at 0 at each example
+              ) -> tuple[torch.Tensor, int]:
+    "Where each example starts in the rows laid end to end (cumulative, int32, the total last) and the longest example's length."
+    new = torch.ones_like(position_ids, dtype=torch.bool)
+    new[:, 1:] = position_ids[:, 1:] != position_ids[:, :-1] + 1  # an example starts where the positions stop counting up (and at each row's start)
+    starts = new.flatten().nonzero().flatten()
+    cu = torch.cat([starts, starts.new_tensor([new.numel()])])
+    return cu.to(torch.int32), int(cu.diff().max())
+
+_last_bounds: list = [None, None]  # (a weak reference to the position ids of the current forward pass, their doc_bounds)
+
+def _bounds(position_ids: torch.Tensor, rows: int):
+    "doc_bounds once per forward pass: every layer gets the same position ids object."
+    ref, bounds = _last_bounds
+    if ref is None or ref() is not position_ids:
+        bounds = doc_bounds(position_ids.expand(rows, -1)); _last_bounds[:] = [weakref.ref(position_ids), bounds]; VARLEN_CALLS["bounds"] += 1
+    return bounds
+
+# %% ../../nbs/36_train.fast.ipynb #30a4078a
+def _rows(x: torch.Tensor) -> torch.Tensor:
+    "(batch, heads, length, dim) -> the rows end to end: (tokens, heads, dim)."
+    b, h, t, d = x.shape
+    return x.transpose(1, 2).reshape(b * t, h, d)
+
+def _examples_one_by_one(q, k, v, cu, scale):
+    "The attention on the CPU: each example through SDPA on its own (grouped key/value heads repeated)."
+    rep, out = q.shape[1] // k.shape[1], []
+    for s, e in zip(cu[:-1].tolist(), cu[1:].tolist()):
+        qi, ki, vi = (x[s:e].transpose(0, 1) for x in (q, k, v))  # (heads, tokens, dim)
+        out.append(F.scaled_dot_product_attention(qi, ki.repeat_interleave(rep, 0), vi.repeat_interleave(rep, 0), is_causal=True, scale=scale).transpose(0, 1))
+    return torch.cat(out)
+
+def _example_grads(g, q, k, v, out, cu, scale):
+    "Its gradients on the CPU, example by example, from the softmax written out: what the kernel's backward computes tile by tile."
+    rep, grads = q.shape[1] // k.shape[1], [torch.zeros_like(x) for x in (q, k, v)]
+    for s, e in zip(cu[:-1].tolist(), cu[1:].tolist()):
+        qi, gi, oi = (x[s:e].transpose(0, 1) for x in (q, g, out))  # (heads, tokens, dim)
+        ki, vi = (x[s:e].transpose(0, 1).repeat_interleave(rep, 0) for x in (k, v))
+        causal = torch.ones(e - s, e - s, dtype=torch.bool).tril()
+        p = (qi @ ki.transpose(1, 2) * scale).masked_fill(~causal, float("-inf")).softmax(-1)
+        ds = p * (gi @ vi.transpose(1, 2) - (gi * oi).sum(-1, keepdim=True))  # through the softmax
+        dq, dk, dv = ds @ ki * scale, ds.transpose(1, 2) @ qi * scale, p.transpose(1, 2) @ gi
+        for acc, x in zip(grads, (dq, dk.unflatten(0, (-1, rep)).sum(1), dv.unflatten(0, (-1, rep)).sum(1))): acc[s:e] = x.transpose(0, 1)
+    return grads
+
+@torch.library.custom_op("ft_nb::varlen_attention", mutates_args=())
+def _varlen_op(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, position_ids: torch.Tensor, scale: float) -> tuple[torch.Tensor, torch.Tensor]:
+    "Each example's causal attention: the output (batch, length, heads, dim) and the log-sum-exp per head and token that the backward needs."
+    VARLEN_CALLS["varlen"] += 1
+    b, h, t, d = query.shape
+    cu, longest = _bounds(position_ids, b)
+    q, k, v = map(_rows, (query, key, value))
+    if q.is_cuda: out, lse = torch.ops.aten._flash_attention_forward(q, k, v, cu, cu, longest, longest, 0.0, True, False, scale=scale)[:2]
+    else: out, lse = _examples_one_by_one(q, k, v, cu, scale), q.new_zeros(h, b * t, dtype=torch.float32)  # the CPU backward recomputes instead
+    return out.view(b, t, h, d), lse
+
+@_varlen_op.register_fake
+def _(query, key, value, position_ids, scale):
+    b, h, t, d = query.shape
+    return query.new_empty(b, t, h, d), query.new_empty(h, b * t, dtype=torch.float32)
+
+@torch.library.custom_op("ft_nb::varlen_attention_backward", mutates_args=())
+def _varlen_op_backward(grad: torch.Tensor, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, position_ids: torch.Tensor,
+                        out: torch.Tensor, lse: torch.Tensor, scale: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    "Gradients of `_varlen_op` for query, key and value, in their (batch, heads, length, dim) shapes."
+    VARLEN_CALLS["backward"] += 1
+    b, h, t, d = query.shape
+    cu, longest = _bounds(position_ids, b)
+    q, k, v = map(_rows, (query, key, value))
+    o, g = out.reshape(b * t, h, d), grad.contiguous().view(b * t, h, d)
+    if q.is_cuda:  # no dropout: the random state is unused (zeros, as torch.nn.attention.varlen passes it)
+        grads = torch.ops.aten._flash_attention_backward(g, q, k, v, o, lse, cu, cu, longest, longest, 0.0, True,
+                                                         torch.zeros(2, dtype=torch.uint64, device=q.device), torch.empty(0, device=q.device), scale=scale)
+    else: grads = _example_grads(g, q, k, v, o, cu, scale)
+    return tuple(x.view(b, t, x.shape[1], d).transpose(1, 2) for x in grads)
+
+@_varlen_op_backward.register_fake
+def _(grad, query, key, value, position_ids, out, lse, scale):
+    return tuple(x.new_empty(x.shape[0], x.shape[2], x.shape[1], x.shape[3]).transpose(1, 2) for x in (query, key, value))
+
+def _save(ctx, inputs, output):
+    ctx.save_for_backward(*inputs[:4], *output); ctx.scale = inputs[4]
+def _grads(ctx, grad, grad_lse):
+    return (*torch.ops.ft_nb.varlen_attention_backward(grad, *ctx.saved_tensors, ctx.scale), None, None)
+_varlen_op.register_autograd(_grads, setup_context=_save)
+
+def varlen_attention(module: torch.nn.Module,  # the attention layer (transformers' attention interface)
+                     query: torch.Tensor,  # (batch, heads, length, dim)
+                     key: torch.Tensor,  # (batch, kv heads, kv length, dim)
+                     value: torch.Tensor,
+                     attention_mask: torch.Tensor | None,  # what `varlen_mask` built: None where the position ids say it all
+                     scaling: float | None = None,
+                     dropout: float = 0.0,
+                     position_ids: torch.Tensor | None = None,  # (rows or 1, length)
+                     **kwargs) -> tuple[torch.Tensor, None]:
+    "transformers' attention interface for `ft_nb_varlen`: each example attends causally to itself, by FlashAttention's variable-length kernel on a GPU; SDPA where a mask or cached keys are given."
+    b, h, t, d = query.shape
+    if attention_mask is not None or key.shape[2] != t or position_ids is None:
+        VARLEN_CALLS["sdpa"] += 1
+        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs)
+    if dropout: raise ValueError(f"ft_nb_varlen attention has no dropout (attention_dropout={dropout}): set the model's attention_dropout to 0, or fast=False")
+    return torch.ops.ft_nb.varlen_attention(query, key, value, position_ids, float(d ** -0.5 if scaling is None else scaling))[0], None
+
+def varlen_mask(*args, **kwargs):
+    "transformers' mask interface for `ft_nb_varlen`: no mask when there is no padding mask and no cached key (the position ids say it all), else SDPA's."
+    q_len = kwargs.get("q_length")
+    if q_len is None and kwargs.get("cache_position") is not None: q_len = kwargs["cache_position"].shape[0]  # older transformers
+    if kwargs.get("attention_mask") is None and q_len is not None and q_len == kwargs.get("kv_length"): return None
+    return sdpa_mask(*args, **kwargs)
+
+AttentionInterface.register("ft_nb_varlen", varlen_attention)
+AttentionMaskInterface.register("ft_nb_varlen", varlen_mask)
+
+def varlen_ready(model: torch.nn.Module) -> bool:
+    "Whether `ft_nb_varlen` can run `model`'s attention here: on a GPU of compute capability 8.0 or later whose PyTorch has FlashAttention, for plain causal attention."
+    p, cfg = next(model.parameters()), model.config
+    if p.device.type != "cuda" or torch.cuda.get_device_capability(p.device)[0] < 8: return False
+    if not getattr(torch.backends.cuda, "is_flash_attention_available", lambda: False)(): return False
+    head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+    window = getattr(cfg, "sliding_window", None) if getattr(cfg, "use_sliding_window", True) else None
+    return (getattr(cfg, "model_type", None) in VARLEN_TYPES and head_dim <= 256 and head_dim % 8 == 0 and not window
+            and not getattr(cfg, "attention_dropout", 0.0))
+
 # %% ../../nbs/36_train.fast.ipynb #ddef6def
 LIGER_TYPES = ("llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "phi3", "granite", "olmo2")  # architectures whose kernels Liger patches (a subset of its list)
 
@@ -71,7 +203,7 @@ LIGER_KERNELS = {"fused_linear_cross_entropy": True, "cross_entropy": False, "rm
 @dataclass
 class FastParts:
     "What the fast path uses for one model on one device."
-    attention: str  # attn_implementation: flex_attention on a GPU, sdpa on the CPU
+    attention: str  # attn_implementation: ft_nb_varlen on a GPU that can run it (`varlen_ready`), else flex_attention; sdpa on the CPU
     liger: bool  # Liger's fused linear cross-entropy (LIGER_KERNELS) via transformers' use_liger_kernel
     optim: str  # the optimizer's transformers name
     compile: bool = False  # torch.compile each decoder layer (`compiled_layers`)
@@ -86,9 +218,10 @@ def fast_parts(model: torch.nn.Module,  # the base model, on its device
     "The fast path's parts for `model` on its device in this process."
     cuda = next(model.parameters()).device.type == "cuda"
     flex = cuda and importlib.util.find_spec("torch.nn.attention.flex_attention") is not None
+    attention = "ft_nb_varlen" if varlen_ready(model) else "flex_attention" if flex else "sdpa"
     can_liger = (liger and cuda and importlib.util.find_spec("liger_kernel") is not None
                  and getattr(model.config, "model_type", None) in LIGER_TYPES)
-    return FastParts("flex_attention" if flex else "sdpa", can_liger, "adamw_torch_fused" if cuda else "adamw_torch", cuda if compile is None else compile)
+    return FastParts(attention, can_liger, "adamw_torch_fused" if cuda else "adamw_torch", cuda if compile is None else compile)
 
 # %% ../../nbs/36_train.fast.ipynb #ad9d3b92
 @contextlib.contextmanager
