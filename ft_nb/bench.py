@@ -311,7 +311,7 @@ def plot_bench(summaries: list[dict],  # `write_bench` summaries, one per config
                 ax.bar(x, m["median"], width, color=colors.get(a, "k"), alpha=1.0 if k == 0 else 0.45, label=f"{a}, {'first pass' if k == 0 else 'steady'}" if i == 0 else None)
                 ax.vlines(x, m["min"], m["max"], color="k", lw=1)
     ax.set_xticks(range(len(summaries)), [f"{s['spec']['model']} {s['spec']['method']}\n{s['spec']['rows']}x{s['spec']['row_len']} tokens" for s in summaries])
-    ax.set(ylabel="real tokens/s", title="training speed, side by side"); ax.grid(alpha=.3, axis="y"); ax.legend(fontsize=7, ncol=3)
+    ax.set(ylabel="real tokens/s", title="training speed, side by side"); ax.grid(alpha=.3, axis="y"); ax.legend(fontsize=7, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.22))
     return ax
 
 # %% ../nbs/37_bench.ipynb #234da522

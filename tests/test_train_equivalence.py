@@ -68,3 +68,18 @@ def test_fast_path_batches_keep_one_shape_through_an_epochs_end(monkeypatch):
     assert [n for n, _, _ in train] == [2, 2, 1, 2, 2, 1]  # two epochs of 2 + 2 + 1 rows
     assert {shape for _, shape, _ in train} == {(2, 128)} and [r for n, _, r in train if n == 1] == [100, 100]
     assert all(torch.isfinite(torch.tensor(l)) for l in result.history.series("loss")[1])
+
+
+def test_varlen_attention_trains_like_sdpa(data, monkeypatch):
+    "The fast path with ft_nb_varlen (on the CPU, its reference forward and hand-written backward) takes the same steps as with SDPA's packed mask."
+    import dataclasses
+    import ft_nb.train.sft as sft
+    from ft_nb.train.fast import VARLEN_CALLS
+    sdpa, loss_sdpa = _train(data, batch_size=4, packing=True, fast=True, pack_length=512)
+    real = sft.fast_parts
+    monkeypatch.setattr(sft, "fast_parts", lambda model, **kw: dataclasses.replace(real(model, **kw), attention="ft_nb_varlen"))
+    VARLEN_CALLS.clear()
+    varlen, loss_varlen = _train(data, batch_size=4, packing=True, fast=True, pack_length=512)
+    assert VARLEN_CALLS["varlen"] > 0 and VARLEN_CALLS["backward"] > 0 and VARLEN_CALLS["sdpa"] == 0
+    _assert_same(sdpa, varlen, atol=5e-5)
+    assert loss_sdpa == pytest.approx(loss_varlen, rel=1e-4)

@@ -161,10 +161,10 @@ _varlen_op.register_autograd(_grads, setup_context=_save)
 def varlen_attention(module: torch.nn.Module,  # the attention layer (transformers' attention interface)
                      query: torch.Tensor,  # (batch, heads, length, dim)
                      key: torch.Tensor,  # (batch, kv heads, kv length, dim)
-                     value: torch.Tensor,
+                     value: torch.Tensor,  # (batch, kv heads, kv length, dim)
                      attention_mask: torch.Tensor | None,  # what `varlen_mask` built: None where the position ids say it all
-                     scaling: float | None = None,
-                     dropout: float = 0.0,
+                     scaling: float | None = None,  # the scores' scale; None: 1/sqrt(dim)
+                     dropout: float = 0.0,  # attention dropout: none on this path (an error if asked for in training)
                      position_ids: torch.Tensor | None = None,  # (rows or 1, length)
                      **kwargs) -> tuple[torch.Tensor, None]:
     "transformers' attention interface for `ft_nb_varlen`: each example attends causally to itself, by FlashAttention's variable-length kernel on a GPU; SDPA where a mask or cached keys are given."

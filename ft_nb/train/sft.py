@@ -50,7 +50,7 @@ class SFTConfig:
     seed: int | None = None  # None: settings' seed
     audit: bool = True  # refuse training data that fails the supervision audit (data.audit)
     packing: bool = False  # pack examples into rows without padding, each kept to itself (train.packing; on a GPU the fast path, train.fast)
-    fast: bool | None = None  # the fast path (train.fast): rows of pack_length tokens, document-masked flex attention, fused kernels; None: on with packing on a GPU (unless balance_by)
+    fast: bool | None = None  # the fast path (train.fast): rows of pack_length tokens, attention kept to each example (train.fast), fused kernels; None: on with packing on a GPU (unless balance_by)
     pack_length: int = 4096  # fast path: tokens per packed row (at least max_length); every row this long, so shapes never change
     pack_rows: int = 0  # fast path: packed rows per micro-batch; 0: as many as hold batch_size x max_length tokens; -1: the most the memory estimate fits in free memory
     compile: bool | None = None  # fast path: torch.compile each decoder layer, once per run (train.fast.compiled_layers); None: on a GPU unless gradient_checkpointing or DeepSpeed
