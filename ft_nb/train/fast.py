@@ -81,13 +81,13 @@ def doc_bounds(position_ids: torch.Tensor,  # (rows, length): positions that res
     cu = torch.cat([starts, starts.new_tensor([new.numel()])])
     return cu.to(torch.int32), int(cu.diff().max())
 
-_last_bounds: list = [None, None]  # (a weak reference to the position ids of the current forward pass, their doc_bounds)
+_last_bounds: list = [None, None, None]  # (a weak reference to the position ids of the current step, their version, their doc_bounds)
 
 def _bounds(position_ids: torch.Tensor, rows: int):
-    "doc_bounds once per forward pass: every layer gets the same position ids object."
-    ref, bounds = _last_bounds
-    if ref is None or ref() is not position_ids:
-        bounds = doc_bounds(position_ids.expand(rows, -1)); _last_bounds[:] = [weakref.ref(position_ids), bounds]; VARLEN_CALLS["bounds"] += 1
+    "doc_bounds once a step: every layer, forward and backward, gets the same position ids object (unchanged since: its version counter says so)."
+    ref, version, bounds = _last_bounds
+    if ref is None or ref() is not position_ids or version != position_ids._version:
+        bounds = doc_bounds(position_ids.expand(rows, -1)); _last_bounds[:] = [weakref.ref(position_ids), position_ids._version, bounds]; VARLEN_CALLS["bounds"] += 1
     return bounds
 
 # %% ../../nbs/36_train.fast.ipynb #30a4078a
