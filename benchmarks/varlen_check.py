@@ -6,7 +6,7 @@ compiled flex attention's, on one packed row of the benchmark's examples (`ft_nb
 
 Writes OUT/varlen-check.json; run it in a fresh process (the first flex call compiles, with empty caches).
 """
-import argparse, json, os, statistics, sys, tempfile, time
+import argparse, json, os, statistics, tempfile, time
 
 os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", tempfile.mkdtemp(prefix="inductor-"))  # empty compile caches: the first call pays what a user's first run pays
 os.environ.setdefault("TRITON_CACHE_DIR", tempfile.mkdtemp(prefix="triton-"))

@@ -70,7 +70,7 @@ class RowCollator:
 
 # %% ../../nbs/36_train.fast.ipynb #5c312ae5
 VARLEN_TYPES = ("llama", "mistral", "qwen2", "qwen3", "phi3", "granite", "olmo2")  # architectures with plain causal attention (Liger's list without Gemma's soft-capping)
-VARLEN_CALLS = collections.Counter()  # which way `varlen_attention` went ("varlen" or "sdpa") and how often the bounds were computed ("bounds"), in this process
+VARLEN_CALLS = collections.Counter()  # in this process: calls of the kernel's operator ("varlen") and its backward ("backward"), calls handed to SDPA ("sdpa"), bounds computed ("bounds")
 
 def doc_bounds(position_ids: torch.Tensor,  # (rows, length): positions that restart at 0 at each example
               ) -> tuple[torch.Tensor, int]:
