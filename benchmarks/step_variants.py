@@ -2,6 +2,11 @@
 a time, each variant in a fresh process with empty compile caches, on the same examples, batches and seed.
 
     python benchmarks/step_variants.py --model 1b --steps 60 --out OUT [VARIANT ...]
+    python benchmarks/step_variants.py --quick --steps 4 --out OUT ft_nb ft_nb+two-graphs   # on the CPU
+
+--quick takes the CPU smoke test's configuration (`ft_nb.bench.QUICK`, the tiny model); without a GPU the
+ft_nb variants then compile their layers and run `ft_nb_varlen` (its CPU reference), so the compile path
+is what is measured.
 
 Variants (all by default):
   expert                   the benchmark's expert arm as it is (eager, no Liger)
@@ -13,19 +18,26 @@ Variants (all by default):
   ft_nb+liger-all          the same with all of Liger's kernels
   ft_nb+liger-all-compile  all of Liger's kernels, eager layers
   ft_nb+flex               the ft_nb arm with flex attention instead of the variable-length kernel (ft_nb_varlen)
+  ft_nb+two-graphs         the ft_nb arm with the first layer's input not made to require grad (as before
+                           2026-12-05): under LoRA the first layer then compiles a graph of its own
+  ft_nb+cast-inputs        the ft_nb arm with PEFT's copies of each adapter's input to fp32 (as before 2026-12-05;
+                           `train.fast.uncast_adapter_inputs` skips them under bf16 autocast)
 
 Prints one line per variant: steady step (median of the second half), first pass (process start to last
 step), peak memory, first and last loss; and writes OUT/variants-<model>.json.
 """
-import argparse, dataclasses, json, os, statistics, subprocess, sys, tempfile, time
+import argparse, contextlib, dataclasses, json, os, statistics, subprocess, sys, tempfile, time
 from pathlib import Path
 
-VARIANTS = ("expert", "expert+liger", "expert+liger+compile", "ft_nb", "ft_nb-compile", "ft_nb-liger", "ft_nb+liger-all", "ft_nb+liger-all-compile", "ft_nb+flex")
+VARIANTS = ("expert", "expert+liger", "expert+liger+compile", "ft_nb", "ft_nb-compile", "ft_nb-liger", "ft_nb+liger-all", "ft_nb+liger-all-compile", "ft_nb+flex",
+            "ft_nb+two-graphs", "ft_nb+cast-inputs")
 
 
 def child(variant: str, spec_json: str, out: str, t0: str):
     "Run one variant in this (fresh) process through `ft_nb.bench.worker`."
+    import torch
     import ft_nb.bench as B
+    import ft_nb.train.fast as F
     import ft_nb.train.sft as S
     from ft_nb.train.fast import compiled_layers
     base_model = B._model
@@ -42,8 +54,12 @@ def child(variant: str, spec_json: str, out: str, t0: str):
         fn = B.ARM_FNS["expert"]
     else:
         real, liger_on, compile_on = S.fast_parts, "-liger" not in variant, not variant.endswith("-compile")
-        attention = {"attention": "flex_attention"} if "+flex" in variant else {}
-        S.fast_parts = lambda model, liger=True, compile=None: dataclasses.replace(real(model, liger=liger and liger_on, compile=compile if compile_on else False), **attention)
+        over = {"attention": "flex_attention"} if "+flex" in variant else {}  # FastParts fields set by the variant
+        if os.environ.get("STEP_VARIANTS_CPU_COMPILE") and not torch.cuda.is_available():  # --quick on the CPU: the compile path
+            over = {"attention": "ft_nb_varlen", "compile": compile_on}
+        if "+two-graphs" in variant: F._grad_requiring = lambda module, args, out: None
+        if "+cast-inputs" in variant: S.uncast_adapter_inputs = lambda model, on=True: contextlib.nullcontext([])
+        S.fast_parts = lambda model, liger=True, compile=None: dataclasses.replace(real(model, liger=liger and liger_on, compile=compile if compile_on else False), **over)
         if "liger-all" in variant:
             from ft_nb.train.fast import FastParts
             FastParts.trainer_args = lambda self: {"use_liger_kernel": self.liger}  # transformers' default: every kernel Liger has
@@ -55,6 +71,7 @@ def child(variant: str, spec_json: str, out: str, t0: str):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="1b")
+    ap.add_argument("--quick", action="store_true", help="the CPU smoke test's configuration (tiny model); on the CPU, compiled layers and ft_nb_varlen")
     ap.add_argument("--steps", type=int, default=60)
     ap.add_argument("--out", required=True)
     ap.add_argument("--budget", type=float, default=500, help="seconds after which no new variant starts")
@@ -62,14 +79,16 @@ def main():
     ap.add_argument("variants", nargs="*", default=list(VARIANTS))
     a = ap.parse_args()
     if a.child: return child(*a.child)
-    from ft_nb.bench import BenchSpec
-    spec, out, start, rows = BenchSpec(a.model, steps=a.steps), Path(a.out), time.time(), {}
+    from ft_nb.bench import QUICK, BenchSpec
+    spec = dataclasses.replace(QUICK, steps=a.steps) if a.quick else BenchSpec(a.model, steps=a.steps)
+    out, start, rows = Path(a.out), time.time(), {}
     out.mkdir(parents=True, exist_ok=True)
     for v in a.variants:
         if time.time() - start > a.budget: print(f"skipped {v}: budget spent", flush=True); continue
-        res, log = out / f"{v}-{a.model}.json", out / f"{v}-{a.model}.log"
+        res, log = out / f"{v}-{spec.model}.json", out / f"{v}-{spec.model}.log"
         with tempfile.TemporaryDirectory() as cache, open(log, "w") as f:
-            env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": f"{cache}/inductor", "TRITON_CACHE_DIR": f"{cache}/triton"}
+            env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": f"{cache}/inductor", "TRITON_CACHE_DIR": f"{cache}/triton",
+                   **({"STEP_VARIANTS_CPU_COMPILE": "1"} if a.quick else {})}
             t0 = time.time()
             p = subprocess.run([sys.executable, __file__, "--child", v, json.dumps(dataclasses.asdict(spec)), str(res), repr(t0), "--out", a.out],
                                stdout=f, stderr=subprocess.STDOUT, env=env)
@@ -83,7 +102,7 @@ def main():
                    "attention_calls": r.get("attention_calls"), "imported_s": r.get("imported_s")}
         print(f"{v:22s} steady {step * 1e3:7.1f} ms/step {rows[v]['steady_tps']:8,.0f} tok/s  first pass {r['ends'][-1]:6.1f} s  "
               f"first step {r['times'][0]:5.1f} s  before it {r['ends'][0] - r['times'][0]:5.1f} s  peak {r['peak_gib'] or 0:.1f} GiB  loss {r['losses'][0]:.4f} -> {r['losses'][-1]:.4f}  {r.get('attention_calls') or ''}", flush=True)
-    (out / f"variants-{a.model}.json").write_text(json.dumps({"spec": dataclasses.asdict(spec), "variants": rows}, indent=1))
+    (out / f"variants-{spec.model}.json").write_text(json.dumps({"spec": dataclasses.asdict(spec), "variants": rows}, indent=1))
 
 
 if __name__ == "__main__":

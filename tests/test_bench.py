@@ -2,6 +2,7 @@ import json, subprocess, sys
 from pathlib import Path
 
 import pytest
+import torch
 from datasets import DatasetDict
 
 from ft_nb.bench import QUICK, BenchSpec, run_arm
@@ -60,13 +61,15 @@ def test_compile_needs_the_fast_path(tiny):
 
 
 def test_compiled_layers_train_as_eager_ones_and_are_eager_afterwards(tiny):
-    "train_sft(compile=True) on the CPU: the same per-step losses as eager layers, and the returned model's layers run eagerly (for generation)."
+    "train_sft(compile=True) on the CPU: the same per-step losses as eager layers, one graph for every layer (LoRA leaves the first layer's input without grad: it must not get a graph of its own), and the returned model's layers run eagerly (for generation)."
     data, _ = tiny
     losses = {}
     for compile in (False, True):
         model, tok = load_base_model("tiny", device="cpu")
+        torch._dynamo.reset(); torch._dynamo.utils.counters.clear()
         cfg = SFTConfig(max_steps=3, batch_size=4, max_length=256, pack_length=512, fast=True, compile=compile, shuffle=False, seed=0, audit=False, lr=1e-3)
         res = train_sft(model, tok, data, "lora", cfg)
         losses[compile] = res.history.series("loss")[1]
+        assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == (1 if compile else 0)
         assert all(m._compiled_call_impl is None for m in res.model.modules())
     assert len(losses[True]) == 3 and max(abs(a - b) for a, b in zip(losses[False], losses[True])) < 1e-4, losses

@@ -83,3 +83,23 @@ def test_varlen_attention_trains_like_sdpa(data, monkeypatch):
     assert VARLEN_CALLS["varlen"] > 0 and VARLEN_CALLS["backward"] > 0 and VARLEN_CALLS["sdpa"] == 0
     _assert_same(sdpa, varlen, atol=5e-5)
     assert loss_sdpa == pytest.approx(loss_varlen, rel=1e-4)
+
+
+def test_uncast_adapter_inputs_change_nothing_under_bf16_autocast(data, monkeypatch):
+    "Under bf16 autocast (forced on the CPU) the fast path's LoRA layers take their inputs without PEFT's copies: the same weights and losses as with them, bit for bit; the copies are back afterwards."
+    import contextlib
+    import ft_nb.train.sft as sft
+    monkeypatch.setattr(sft, "_bf16", lambda model: True)  # the Trainer's bf16=True: CPU autocast
+    real, seen = sft.uncast_adapter_inputs, []
+    @contextlib.contextmanager
+    def spy(model, on=True):
+        with real(model, on) as layers:
+            seen.append(layers); assert all(not m.cast_input_dtype_enabled for m in layers)
+            yield layers
+    monkeypatch.setattr(sft, "uncast_adapter_inputs", spy)
+    uncast, loss_uncast = _train(data, batch_size=4, packing=True, fast=True, pack_length=512)
+    assert len(seen) == 1 and len(seen[0]) == 7 * 2 and all(m.cast_input_dtype_enabled for m in seen[0])  # tiny: 2 decoder layers of 7 adapted linears
+    monkeypatch.setattr(sft, "uncast_adapter_inputs", lambda model, on=True: contextlib.nullcontext([]))
+    cast, loss_cast = _train(data, batch_size=4, packing=True, fast=True, pack_length=512)
+    _assert_same(uncast, cast, atol=1e-30)
+    assert loss_uncast == loss_cast

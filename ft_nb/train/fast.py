@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from datasets import Dataset
+from peft.tuners.lora import LoraLayer
 from transformers import AttentionInterface
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
@@ -21,7 +22,7 @@ from ..data.tokenize import IGNORE_INDEX
 # %% auto #0
 __all__ = ['VARLEN_TYPES', 'VARLEN_CALLS', 'LIGER_TYPES', 'LIGER_KERNELS', 'pack_rows', 'packed_dataset', 'RowCollator',
            'doc_bounds', 'varlen_attention', 'varlen_mask', 'varlen_ready', 'FastParts', 'fast_parts',
-           'compiled_layers']
+           'compiled_layers', 'uncast_adapter_inputs']
 
 # %% ../../nbs/36_train.fast.ipynb #995e1292
 def pack_rows(lengths: list[int],  # tokens of each example, in the data's order
@@ -41,7 +42,7 @@ def packed_dataset(ds: Dataset,  # tokenized examples: input_ids and labels
                    pad_id: int = 0,  # the token id of the padding tail (it carries no loss and is attended to by nothing real)
                   ) -> Dataset:
     "Rows of exactly `row_len` tokens: input_ids, labels (-100 on padding and on each example's first token), position ids restarting per example, and `real_tokens`."
-    ids, labels = ds["input_ids"], ds["labels"]
+    ids, labels = ds["input_ids"][:], ds["labels"][:]  # plain lists, read at once (indexing a datasets Column reads one row at a time)
     out = {"input_ids": [], "labels": [], "position_ids": [], "real_tokens": []}
     for row in pack_rows([len(x) for x in ids], row_len):
         i, l, p = [], [], []
@@ -224,17 +225,37 @@ def fast_parts(model: torch.nn.Module,  # the base model, on its device
     return FastParts(attention, can_liger, "adamw_torch_fused" if cuda else "adamw_torch", cuda if compile is None else compile)
 
 # %% ../../nbs/36_train.fast.ipynb #ad9d3b92
+def _grad_requiring(module, args, out):
+    "A frozen embedding's output, made to require grad while grad is on: the first decoder layer's input then looks to the compiler like every other layer's."
+    if torch.is_grad_enabled() and not out.requires_grad: out.requires_grad_(True)
+
 @contextlib.contextmanager
 def compiled_layers(model: torch.nn.Module,  # a model (or a PEFT model around one)
                     on: bool = True,  # False: a no-op, so callers need no branch
                    ):
-    "Within the block, each decoder layer of `model` runs under torch.compile; afterwards eagerly again. Yields the layers."
+    "Within the block, each decoder layer of `model` runs under torch.compile, all of them one graph; afterwards eagerly again. Yields the layers."
     layers = [m for m in model.modules() if type(m).__name__.endswith("DecoderLayer")] if on else []
     if on and not layers: raise ValueError(f"compile: no decoder layers (modules named '...DecoderLayer') in {type(model).__name__}; set compile=False")
     limit = torch._dynamo.config.cache_size_limit
     torch._dynamo.config.cache_size_limit = max(limit, 64)  # headroom: training and validation (no-grad) graphs, per guard set
+    embed = model.get_input_embeddings() if on and hasattr(model, "get_input_embeddings") else None
+    hook = embed.register_forward_hook(_grad_requiring) if embed is not None else None
     for layer in layers: layer.compile()
     try: yield layers
     finally:
+        if hook: hook.remove()
         for layer in layers: layer._compiled_call_impl = None  # what nn.Module.compile set: eager again
         torch._dynamo.config.cache_size_limit = limit
+
+# %% ../../nbs/36_train.fast.ipynb #2903e226
+@contextlib.contextmanager
+def uncast_adapter_inputs(model: torch.nn.Module,  # a PEFT model (any other: nothing to change)
+                          on: bool = True,  # False: a no-op; True only under bf16 autocast, where the adapters' products run in bf16
+                         ):
+    "Within the block, LoRA layers without dropout take their input in its own dtype (no copy to the adapters' fp32). Yields those layers."
+    layers = [m for m in model.modules() if isinstance(m, LoraLayer) and all(isinstance(d, torch.nn.Identity) for d in m.lora_dropout.values())] if on else []
+    before = [getattr(m, "cast_input_dtype_enabled", True) for m in layers]
+    for m in layers: m.cast_input_dtype_enabled = False
+    try: yield layers
+    finally:
+        for m, b in zip(layers, before): m.cast_input_dtype_enabled = b

@@ -24,7 +24,7 @@ from ..data.records import write_jsonl
 from ..data.tokenize import IGNORE_INDEX, collator, tokenize_dataset
 from ..methods.core import apply_method, count_parameters, get_method
 from .checkpoints import MarkComplete, last_complete_checkpoint
-from .fast import FastParts, RowCollator, compiled_layers, fast_parts, packed_dataset
+from .fast import FastParts, RowCollator, compiled_layers, fast_parts, packed_dataset, uncast_adapter_inputs
 from .memory import MemoryEstimate, estimate_memory
 from .packing import packing_collator, packing_context
 
@@ -339,7 +339,7 @@ def train_sft(model: PreTrainedModel,  # the base model
         print(f"fast path: {len(train)} rows of {cfg.pack_length} tokens, {_rows_per_batch(cfg)} a micro-batch; {fast}")
     print(estimate)
     with (tempfile.TemporaryDirectory(prefix="ft_nb-") as scratch, packing_context(model) if cfg.packing or fast else contextlib.nullcontext(),
-          compiled_layers(model, bool(fast and fast.compile))):
+          compiled_layers(model, bool(fast and fast.compile)), uncast_adapter_inputs(model, bool(fast) and _bf16(model))):
         trial = trial_callbacks()  # reporting to a search's trial, when this run is one
         history, trainer, last, seconds = _run_trainer(model, tok, train, val, method, cfg, seed, output_dir or scratch, [*(callbacks or []), *trial], trainer_args, fast)
     model.eval()
@@ -349,6 +349,10 @@ def train_sft(model: PreTrainedModel,  # the base model
                        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,  # KiB on Linux
                        torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else None, {k: len(v) for k, v in data.items()} | ({"replay": len(replay)} if cfg.replay else {}), cfg,
                        trial[0].pruned_at if trial else None, fast)
+
+def _bf16(model) -> bool:
+    "Whether the Trainer runs `model` under bf16 autocast: on a GPU that has bf16."
+    return model.device.type == "cuda" and torch.cuda.is_bf16_supported()
 
 def _fast_parts(model, cfg, deepspeed: bool = False) -> FastParts | None:
     "The fast path's parts if this run takes it (asked for, or packing on a GPU without balance_by, which draws single rows), else None."
@@ -442,7 +446,7 @@ def _run_trainer(model, tok, train, val, method, cfg, seed, output_dir, callback
         **_checkpointing_args(cfg.gradient_checkpointing),
         save_strategy="steps" if save else "no", save_steps=cfg.save_every or None, save_total_limit=cfg.keep_last,
         load_best_model_at_end=best, metric_for_best_model="eval_loss" if best else None, greater_is_better=False if best else None,
-        seed=seed, data_seed=seed, bf16=cuda and torch.cuda.is_bf16_supported(), use_cpu=not cuda and model.device.type == "cpu",
+        seed=seed, data_seed=seed, bf16=_bf16(model), use_cpu=not cuda and model.device.type == "cpu",
         dataloader_num_workers=0, remove_unused_columns=False, label_names=["labels"], disable_tqdm=False, **(trainer_args or {}))
     if args.n_gpu > 1:  # one process that sees several GPUs: the Trainer would wrap the model in nn.DataParallel, which fails on packed rows
         print(f"this process sees {args.n_gpu} GPUs and trains on the model's alone; to train on all of them: ft_nb run train --gpus {args.n_gpu}")
