@@ -2,8 +2,9 @@
 written as soon as it ends, no new job started after --budget seconds.
 
     python benchmarks/gpu_bench.py --out OUT bench:1b:200:3 bench:8b:60:1 qlora:70b edge:8b
+    python benchmarks/gpu_bench.py --out OUT --rows 4 bench:1b:200:3    # the issue's ~15k tokens a step
 
-bench:MODEL:STEPS:REPEATS[:ARM,ARM[:ONCE,ONCE]]  the arms side by side (LoRA, rows of 4096, one row a step); all three unless
+bench:MODEL:STEPS:REPEATS[:ARM,ARM[:ONCE,ONCE]]  the arms side by side (LoRA, rows of 4096, --rows a step); all three unless
                            named; the ONCE arms in the first round only
 ckpt:MODEL:STEPS           the ft_nb arm alone with gradient checkpointing (the memory estimate against the peak)
 qlora:MODEL                one QLoRA step on a model created directly in 4-bit, layer by layer
@@ -20,6 +21,7 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--budget", type=float, default=420, help="seconds after which no new job starts")
     ap.add_argument("--tag", default="", help="suffix of the result folders (several calls' repeats of one spec)")
+    ap.add_argument("--rows", type=int, default=1, help="packed rows of 4096 tokens an optimizer step, in bench jobs (the tutorial arm pads the same examples)")
     ap.add_argument("jobs", nargs="+")
     a = ap.parse_args()
     out, t0 = Path(a.out), time.time()
@@ -32,8 +34,9 @@ def main():
                 model, steps, repeats = args[0], int(args[1]), int(args[2])
                 arms = tuple(args[3].split(",")) if len(args) > 3 and args[3] else ARMS
                 once = tuple(args[4].split(",")) if len(args) > 4 else ()
-                s = bench(BenchSpec(model, steps=steps), out / f"bench-{model}{a.tag}", arms=arms, repeats=repeats, once=once)
-                print((out / f"bench-{model}{a.tag}" / "bench.md").read_text(), json.dumps(s["loss_gaps"]), flush=True)
+                folder = out / f"bench-{model}{f'x{a.rows}' if a.rows > 1 else ''}{a.tag}"
+                s = bench(BenchSpec(model, steps=steps, rows=a.rows), folder, arms=arms, repeats=repeats, once=once)
+                print((folder / "bench.md").read_text(), json.dumps(s["loss_gaps"]), flush=True)
             elif kind == "ckpt":
                 s = bench(BenchSpec(args[0], steps=int(args[1]), checkpointing=True), out / f"ckpt-{args[0]}{a.tag}", arms=("ft_nb",), repeats=1)
                 f = s["arms"]["ft_nb"]; print(f"checkpointing: estimate {f['estimate_gib']:.2f} GiB, peak {f['peak_gib']:.2f} GiB", flush=True)

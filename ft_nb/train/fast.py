@@ -252,8 +252,9 @@ def compiled_layers(model: torch.nn.Module,  # a model (or a PEFT model around o
 def uncast_adapter_inputs(model: torch.nn.Module,  # a PEFT model (any other: nothing to change)
                           on: bool = True,  # False: a no-op; True only under bf16 autocast, where the adapters' products run in bf16
                          ):
-    "Within the block, LoRA layers without dropout take their input in its own dtype (no copy to the adapters' fp32). Yields those layers."
-    layers = [m for m in model.modules() if isinstance(m, LoraLayer) and all(isinstance(d, torch.nn.Identity) for d in m.lora_dropout.values())] if on else []
+    "Within the block, plain LoRA layers without dropout take their input in its own dtype (no copy to the adapters' fp32). Yields those layers."
+    plain = lambda m: isinstance(m, LoraLayer) and not getattr(m, "lora_variant", None) and all(isinstance(d, torch.nn.Identity) for d in m.lora_dropout.values())
+    layers = [m for m in model.modules() if plain(m)] if on else []
     before = [getattr(m, "cast_input_dtype_enabled", True) for m in layers]
     for m in layers: m.cast_input_dtype_enabled = False
     try: yield layers
