@@ -22,6 +22,8 @@ Variants (all by default):
                            2026-12-05): under LoRA the first layer then compiles a graph of its own
   ft_nb+cast-inputs        the ft_nb arm with PEFT's copies of each adapter's input to fp32 (as before 2026-12-05;
                            `train.fast.uncast_adapter_inputs` skips them under bf16 autocast)
+  ft_nb+late-workers       the ft_nb arm with inductor's compile workers started at the first compile, by
+                           inductor (as before 2026-12-05), not by `train_sft` before it applies the method
 
 Prints one line per variant: steady step (median of the second half), first pass (process start to last
 step), peak memory, first and last loss; and writes OUT/variants-<model>.json.
@@ -30,7 +32,7 @@ import argparse, contextlib, dataclasses, json, os, statistics, subprocess, sys,
 from pathlib import Path
 
 VARIANTS = ("expert", "expert+liger", "expert+liger+compile", "ft_nb", "ft_nb-compile", "ft_nb-liger", "ft_nb+liger-all", "ft_nb+liger-all-compile", "ft_nb+flex",
-            "ft_nb+two-graphs", "ft_nb+cast-inputs")
+            "ft_nb+two-graphs", "ft_nb+cast-inputs", "ft_nb+late-workers")
 
 
 def child(variant: str, spec_json: str, out: str, t0: str):
@@ -59,6 +61,7 @@ def child(variant: str, spec_json: str, out: str, t0: str):
             over = {"attention": "ft_nb_varlen", "compile": compile_on}
         if "+two-graphs" in variant: F._grad_requiring = lambda module, args, out: None
         if "+cast-inputs" in variant: S.uncast_adapter_inputs = lambda model, on=True: contextlib.nullcontext([])
+        if "+late-workers" in variant: S.start_compile_workers = lambda: False
         S.fast_parts = lambda model, liger=True, compile=None: dataclasses.replace(real(model, liger=liger and liger_on, compile=compile if compile_on else False), **over)
         if "liger-all" in variant:
             from ft_nb.train.fast import FastParts

@@ -60,10 +60,12 @@ def test_compile_needs_the_fast_path(tiny):
         train_sft(model, tok, data, "lora", SFTConfig(max_steps=1, compile=True, audit=False))
 
 
-def test_compiled_layers_train_as_eager_ones_and_are_eager_afterwards(tiny):
-    "train_sft(compile=True) on the CPU: the same per-step losses as eager layers, one graph for every layer (LoRA leaves the first layer's input without grad: it must not get a graph of its own), and the returned model's layers run eagerly (for generation)."
+def test_compiled_layers_train_as_eager_ones_and_are_eager_afterwards(tiny, monkeypatch):
+    "train_sft(compile=True) on the CPU: the compile workers asked for early, the same per-step losses as eager layers, one graph for every layer (LoRA leaves the first layer's input without grad: it must not get a graph of its own), and the returned model's layers run eagerly (for generation)."
+    import ft_nb.train.sft as sft
     data, _ = tiny
-    losses = {}
+    losses, workers = {}, []
+    monkeypatch.setattr(sft, "start_compile_workers", lambda: workers.append(True))
     for compile in (False, True):
         model, tok = load_base_model("tiny", device="cpu")
         torch._dynamo.reset(); torch._dynamo.utils.counters.clear()
@@ -71,5 +73,6 @@ def test_compiled_layers_train_as_eager_ones_and_are_eager_afterwards(tiny):
         res = train_sft(model, tok, data, "lora", cfg)
         losses[compile] = res.history.series("loss")[1]
         assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == (1 if compile else 0)
+        assert len(workers) == compile
         assert all(m._compiled_call_impl is None for m in res.model.modules())
     assert len(losses[True]) == 3 and max(abs(a - b) for a, b in zip(losses[False], losses[True])) < 1e-4, losses
