@@ -76,3 +76,17 @@ def test_compiled_layers_train_as_eager_ones_and_are_eager_afterwards(tiny, monk
         assert len(workers) == compile
         assert all(m._compiled_call_impl is None for m in res.model.modules())
     assert len(losses[True]) == 3 and max(abs(a - b) for a, b in zip(losses[False], losses[True])) < 1e-4, losses
+
+
+def test_compiled_layers_keep_one_shape_through_validation():
+    "Validation rows that do not fill the last batch: it is filled with empty rows, so the compiled layers get no graph for another batch size (which would also make the training graph dynamic); the validation losses are the eager ones."
+    src = load_data("people")
+    data = {"train": src["train"].select(range(64)), "validation": src["validation"].select(range(10))}  # 3 rows of validation, 2 a batch
+    losses = {}
+    for compile in (False, True):
+        model, tok = load_base_model("tiny", device="cpu")
+        torch._dynamo.reset(); torch._dynamo.utils.counters.clear()
+        cfg = SFTConfig(max_steps=2, batch_size=4, max_length=256, pack_length=512, fast=True, compile=compile, eval_every=2, seed=0, audit=False)
+        losses[compile] = train_sft(model, tok, data, "lora", cfg).history.series("eval_loss")[1]
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == 2  # validation (no grad) and training
+    assert len(losses[True]) == 2 and max(abs(a - b) for a, b in zip(losses[False], losses[True])) < 1e-4, losses

@@ -210,17 +210,10 @@ def balanced_sampler(weights: list[float],  # one weight per training row
     return torch.utils.data.WeightedRandomSampler(weights, num_samples=len(weights), replacement=True, generator=torch.Generator().manual_seed(seed))
 
 class FtTrainer(Trainer):
-    "transformers' Trainer, plus: rows drawn by `balanced_sampler` (given `weights`), rows in order (`shuffle=False`), a collator for training alone (`train_collator`), packed rows' `real_tokens` counted as the tokens seen, and less CPU work between the GPU's steps."
-    def __init__(self, *args, weights: list[float] | None = None, shuffle: bool = True, train_collator=None, **kw):
+    "transformers' Trainer, plus: rows drawn by `balanced_sampler` (given `weights`), rows in order (`shuffle=False`), packed rows' `real_tokens` counted as the tokens seen, and less CPU work between the GPU's steps."
+    def __init__(self, *args, weights: list[float] | None = None, shuffle: bool = True, **kw):
         super().__init__(*args, **kw)
-        self.weights, self.shuffle, self.train_collator, self._flops_per_token = weights, shuffle, train_collator, None
-
-    def get_train_dataloader(self):
-        "The Trainer's, collated by `train_collator` when given (the fast path's: short batches filled up to one shape); evaluation keeps `data_collator`."
-        if self.train_collator is None: return super().get_train_dataloader()
-        shared, self.data_collator = self.data_collator, self.train_collator
-        try: return super().get_train_dataloader()
-        finally: self.data_collator = shared
+        self.weights, self.shuffle, self._flops_per_token = weights, shuffle, None
 
     def _get_train_sampler(self, train_dataset=None):
         if self.weights is not None: return balanced_sampler(self.weights, self.args.seed)
@@ -458,7 +451,7 @@ def _run_trainer(model, tok, train, val, method, cfg, seed, output_dir, callback
         balance = {"weights": sampling_weights([{cfg.balance_by: v} for v in train[cfg.balance_by]], cfg.balance_by)} if cfg.balance_by else {}
         trainer = FtTrainer(model=model, args=args, train_dataset=train.select_columns(keep), **balance, shuffle=cfg.shuffle,
                           eval_dataset=val.select_columns(keep) if has_val else None,
-                          data_collator=RowCollator() if fast else packing_collator() if cfg.packing else collator(tok), train_collator=RowCollator(batch) if fast else None,
+                          data_collator=RowCollator(batch) if fast else packing_collator() if cfg.packing else collator(tok),
                           callbacks=[history, counts, MarkComplete(), *progress_callbacks(), *(callbacks or [])])
         if cfg.early_stopping_patience: trainer.add_callback(EarlyStoppingCallback(cfg.early_stopping_patience))
         t0 = time.perf_counter()
