@@ -238,9 +238,9 @@ def compiled_layers(model: torch.nn.Module,  # a model (or a PEFT model around o
     if on and not layers: raise ValueError(f"compile: no decoder layers (modules named '...DecoderLayer') in {type(model).__name__}; set compile=False")
     limit = torch._dynamo.config.cache_size_limit
     torch._dynamo.config.cache_size_limit = max(limit, 64)  # headroom: training and validation (no-grad) graphs, per guard set
+    for layer in layers: layer.compile()
     embed = model.get_input_embeddings() if on and hasattr(model, "get_input_embeddings") else None
     hook = embed.register_forward_hook(_grad_requiring) if embed is not None else None
-    for layer in layers: layer.compile()
     try: yield layers
     finally:
         if hook: hook.remove()
@@ -249,10 +249,11 @@ def compiled_layers(model: torch.nn.Module,  # a model (or a PEFT model around o
 
 # %% ../../nbs/36_train.fast.ipynb #c4443a97
 def start_compile_workers() -> bool:
-    "Start inductor's pool of compile workers now, for a compile later in this process. Returns whether a pool is starting (there is none without Triton)."
-    from torch._inductor.async_compile import AsyncCompile, maybe_warm_pool
+    "Start inductor's pool of compile workers now, for a compile later in this process. Returns whether a pool is starting (there is none without Triton, nor in a PyTorch without this warm-up)."
+    try: from torch._inductor.async_compile import AsyncCompile, maybe_warm_pool
+    except ImportError: return False  # a PyTorch internal: where it is missing, inductor starts the pool itself
     maybe_warm_pool()
-    return AsyncCompile._ready_future is not None
+    return getattr(AsyncCompile, "_ready_future", None) is not None
 
 # %% ../../nbs/36_train.fast.ipynb #2903e226
 @contextlib.contextmanager
