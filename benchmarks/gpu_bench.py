@@ -3,6 +3,8 @@ written as soon as it ends, no new job started after --budget seconds.
 
     python benchmarks/gpu_bench.py --out OUT bench:1b:200:3 bench:8b:60:1 qlora:70b edge:8b
     python benchmarks/gpu_bench.py --out OUT --rows 4 bench:1b:200:3    # the issue's ~15k tokens a step
+    FT_NB_BENCH_PROFILE=60 python benchmarks/gpu_bench.py --out OUT bench:8b:200:1:expert,ft_nb   # each run's JSON keeps
+                           the 60 costliest calls (cumulative) of its setup, from the imports to the first step
 
 bench:MODEL:STEPS:REPEATS[:ARM,ARM[:ONCE,ONCE]]  the arms side by side (LoRA, rows of 4096, --rows a step); all three unless
                            named; the ONCE arms in the first round only

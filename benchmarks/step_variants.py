@@ -22,8 +22,11 @@ Variants (all by default):
                            2026-12-05): under LoRA the first layer then compiles a graph of its own
   ft_nb+cast-inputs        the ft_nb arm with PEFT's copies of each adapter's input to fp32 (as before 2026-12-05;
                            `train.fast.uncast_adapter_inputs` skips them under bf16 autocast)
-  ft_nb+late-workers       the ft_nb arm with inductor's compile workers started at the first compile, by
-                           inductor (as before 2026-12-05), not by `train_sft` before it applies the method
+  ft_nb+early-workers      the ft_nb arm with inductor's compile workers started before the method is applied (as
+                           `train_sft` did from 2026-12-05 until the H200 showed it did not pay), not at the first
+                           compile, by inductor
+
+A variant named twice runs twice; its second run is stored as NAME#2, and so on.
 
 Prints one line per variant: steady step (median of the second half), first pass (process start to last
 step), peak memory, first and last loss; and writes OUT/variants-<model>.json.
@@ -32,7 +35,7 @@ import argparse, contextlib, dataclasses, json, os, statistics, subprocess, sys,
 from pathlib import Path
 
 VARIANTS = ("expert", "expert+liger", "expert+liger+compile", "ft_nb", "ft_nb-compile", "ft_nb-liger", "ft_nb+liger-all", "ft_nb+liger-all-compile", "ft_nb+flex",
-            "ft_nb+two-graphs", "ft_nb+cast-inputs", "ft_nb+late-workers")
+            "ft_nb+two-graphs", "ft_nb+cast-inputs", "ft_nb+early-workers")
 
 
 def child(variant: str, spec_json: str, out: str, t0: str):
@@ -61,7 +64,13 @@ def child(variant: str, spec_json: str, out: str, t0: str):
             over = {"attention": "ft_nb_varlen", "compile": compile_on}
         if "+two-graphs" in variant: F._grad_requiring = lambda module, args, out: None
         if "+cast-inputs" in variant: S.uncast_adapter_inputs = lambda model, on=True: contextlib.nullcontext([])
-        if "+late-workers" in variant: S.start_compile_workers = lambda: False
+        if "+early-workers" in variant:
+            apply_method = S.apply_method
+            def early(*args, **kw):
+                from torch._inductor.async_compile import maybe_warm_pool
+                maybe_warm_pool()  # what train_sft called here (right before applying the method) when the layers compile
+                return apply_method(*args, **kw)
+            S.apply_method = early
         S.fast_parts = lambda model, liger=True, compile=None: dataclasses.replace(real(model, liger=liger and liger_on, compile=compile if compile_on else False), **over)
         if "liger-all" in variant:
             from ft_nb.train.fast import FastParts
@@ -98,7 +107,7 @@ def main():
         if p.returncode:
             print(f"{v}: FAILED exit {p.returncode}\n" + log.read_text()[-2500:], flush=True); continue
         r = json.loads(res.read_text()); res.unlink(); log.unlink()
-        half = len(r["times"]) // 2
+        half, v = len(r["times"]) // 2, v if v not in rows else f"{v}#{sum(k.split('#')[0] == v for k in rows) + 1}"
         step = statistics.median(r["times"][half:])
         rows[v] = {"steady_step_s": step, "steady_tps": statistics.mean(r["real_tokens"][half:]) / step, "first_pass_s": r["ends"][-1],
                    "first_step_s": r["times"][0], "times": r["times"], "peak_gib": r["peak_gib"], "losses": r["losses"], "parts": r["parts"],

@@ -93,14 +93,24 @@ def peak_flops(device: str) -> float | None:
 # %% ../nbs/37_bench.ipynb #79eee023
 def _device() -> str: return "cuda" if torch.cuda.is_available() else "cpu"
 
+_MARKS: dict[str, float] = {}  # when the worker's phases ended: "made" (the model is built), "ready" (the first step begins)
+_PROFILE: list = []  # the worker's profiler of its setup, when FT_NB_BENCH_PROFILE is set
+
+def _mark(phase: str):
+    "Note the wall time at which `phase` ended (its first end only); at 'ready' stop profiling the setup."
+    _MARKS.setdefault(phase, time.time())
+    if phase == "ready" and _PROFILE: _PROFILE[0].disable()
+
 def _model(spec: BenchSpec, attention: str):
     "The spec's model with random weights, seeded, on this process's device."
     torch.manual_seed(spec.seed)
     config = MODELS[spec.model].config()
     if spec.model == "tiny": config.initializer_range = 0.5  # large weights: a token's context changes its loss, so a mask error would show
     with torch.device(_device()):
-        return AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16 if _device() == "cuda" else torch.float32,
-                                                attn_implementation=attention)
+        model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16 if _device() == "cuda" else torch.float32,
+                                                 attn_implementation=attention)
+    _mark("made")
+    return model
 
 LORA = {"r": 16, "alpha": 32, "dropout": 0.0}
 
@@ -117,6 +127,8 @@ def _sync():
 class _Clock(History):
     "`train.sft.History`'s synchronised step durations, plus the wall time at each step's end since the parent started this process."
     def __init__(self, t0: float): super().__init__(); self.t0, self.ends = t0, []
+    def on_step_begin(self, args, state, control, **kw):
+        _mark("ready"); super().on_step_begin(args, state, control, **kw)
     def on_step_end(self, args, state, control, **kw):
         super().on_step_end(args, state, control, **kw); self.ends.append(time.time() - self.t0)
 
@@ -161,6 +173,7 @@ def _expert_arm(spec: BenchSpec, examples: list[dict], steps: list[list[int]], t
     sched = get_cosine_schedule_with_warmup(opt, math.ceil(0.1 * len(steps)), len(steps))
     collate, losses, ends, times = RowCollator(), [], [], []
     model.train()
+    _mark("ready")
     for k in range(len(steps)):
         _sync(); t = time.time()
         batch = {key: v.to(_device()) for key, v in collate([rows[j] for j in range(k * spec.rows, (k + 1) * spec.rows)]).items() if key != "real_tokens"}
@@ -196,6 +209,9 @@ def worker(argv: list[str]) -> None:
     "Run one arm: argv is ARM SPEC_JSON OUT_JSON T0."
     arm, spec, out, t0 = argv[0], BenchSpec(**json.loads(argv[1])), Path(argv[2]), float(argv[3])
     imported = time.time() - t0  # the process started and imported ft_nb (torch, transformers, peft, datasets)
+    if top := int(os.environ.get("FT_NB_BENCH_PROFILE", 0)):  # a profile of the setup (imports done to the first step), its `top` lines
+        import cProfile, io, pstats
+        _PROFILE.append(cProfile.Profile()); _PROFILE[0].enable()
     examples = bench_examples(spec); steps = plan_steps(examples, spec)
     if torch.cuda.is_available(): torch.cuda.reset_peak_memory_stats()
     result = ARM_FNS[arm](spec, examples, steps, t0)
@@ -204,7 +220,11 @@ def worker(argv: list[str]) -> None:
                "supervised_tokens": [sum(sum(t != IGNORE_INDEX for t in examples[i]["labels"][1:]) for i in s) for s in steps],
                "flops": [step_flops(l, MODELS[spec.model], spec.method) for l in lengths],
                "peak_gib": torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else None,
-               "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu", "torch": torch.__version__, "imported_s": imported}
+               "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu", "torch": torch.__version__, "imported_s": imported,
+               "made_s": _MARKS["made"] - t0, "ready_s": _MARKS["ready"] - t0}
+    if _PROFILE:
+        text = io.StringIO(); pstats.Stats(_PROFILE[0], stream=text).sort_stats("cumulative").print_stats(top)
+        result["setup_profile"] = text.getvalue()
     with atomic_path(out, suffix=".json") as tmp: tmp.write_text(json.dumps(result))
 
 def run_arm(arm: str,  # a key of ARM_FNS

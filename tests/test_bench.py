@@ -29,6 +29,20 @@ def test_bench_quick_runs_every_arm_on_the_same_batches_and_they_agree(tmp_path)
     assert (tmp_path / "bench.png").stat().st_size > 0 and "| expert |" in (tmp_path / "bench.md").read_text()
 
 
+def test_an_arm_records_its_phases_and_can_profile_its_setup(tmp_path, monkeypatch):
+    "Each run notes when its imports ended, its model was built and its first step began; FT_NB_BENCH_PROFILE=N keeps the setup's N costliest calls."
+    spec = BenchSpec("tiny", steps=2, row_len=256, rows=1, median_len=40, max_len=200)
+    monkeypatch.setenv("FT_NB_BENCH_PROFILE", "12")
+    profiled = run_arm("ft_nb", spec, tmp_path, "-p")
+    monkeypatch.delenv("FT_NB_BENCH_PROFILE")
+    plain = run_arm("expert", spec, tmp_path, "-e")
+    for r in (profiled, plain):
+        assert 0 < r["imported_s"] < r["made_s"] < r["ready_s"] < r["ends"][0], r
+        assert abs(r["ends"][0] - r["times"][0] - r["ready_s"]) < 0.05  # the first step begins when it is ready
+    assert "train_sft" in profiled["setup_profile"] and "_ft_nb_arm" in profiled["setup_profile"]
+    assert "setup_profile" not in plain
+
+
 def test_a_failing_arm_is_reported_with_its_log(tmp_path):
     res = run_arm("ft_nb", BenchSpec("tiny", steps=2, row_len=64, rows=1, median_len=40, max_len=200), tmp_path)  # examples longer than a row
     assert "failed" in res and "more than a packed row" in res["failed"]
@@ -60,12 +74,10 @@ def test_compile_needs_the_fast_path(tiny):
         train_sft(model, tok, data, "lora", SFTConfig(max_steps=1, compile=True, audit=False))
 
 
-def test_compiled_layers_train_as_eager_ones_and_are_eager_afterwards(tiny, monkeypatch):
-    "train_sft(compile=True) on the CPU: the compile workers asked for early, the same per-step losses as eager layers, one graph for every layer (LoRA leaves the first layer's input without grad: it must not get a graph of its own), and the returned model's layers run eagerly (for generation)."
-    import ft_nb.train.sft as sft
+def test_compiled_layers_train_as_eager_ones_and_are_eager_afterwards(tiny):
+    "train_sft(compile=True) on the CPU: the same per-step losses as eager layers, one graph for every layer (LoRA leaves the first layer's input without grad: it must not get a graph of its own), and the returned model's layers run eagerly (for generation)."
     data, _ = tiny
-    losses, workers = {}, []
-    monkeypatch.setattr(sft, "start_compile_workers", lambda: workers.append(True))
+    losses = {}
     for compile in (False, True):
         model, tok = load_base_model("tiny", device="cpu")
         torch._dynamo.reset(); torch._dynamo.utils.counters.clear()
@@ -73,7 +85,6 @@ def test_compiled_layers_train_as_eager_ones_and_are_eager_afterwards(tiny, monk
         res = train_sft(model, tok, data, "lora", cfg)
         losses[compile] = res.history.series("loss")[1]
         assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == (1 if compile else 0)
-        assert len(workers) == compile
         assert all(m._compiled_call_impl is None for m in res.model.modules())
     assert len(losses[True]) == 3 and max(abs(a - b) for a, b in zip(losses[False], losses[True])) < 1e-4, losses
 

@@ -22,7 +22,7 @@ from ..data.tokenize import IGNORE_INDEX
 # %% auto #0
 __all__ = ['VARLEN_TYPES', 'VARLEN_CALLS', 'LIGER_TYPES', 'LIGER_KERNELS', 'pack_rows', 'packed_dataset', 'RowCollator',
            'doc_bounds', 'varlen_attention', 'varlen_mask', 'varlen_ready', 'FastParts', 'fast_parts',
-           'compiled_layers', 'start_compile_workers', 'uncast_adapter_inputs']
+           'compiled_layers', 'uncast_adapter_inputs']
 
 # %% ../../nbs/36_train.fast.ipynb #995e1292
 def pack_rows(lengths: list[int],  # tokens of each example, in the data's order
@@ -246,14 +246,6 @@ def compiled_layers(model: torch.nn.Module,  # a model (or a PEFT model around o
         if hook: hook.remove()
         for layer in layers: layer._compiled_call_impl = None  # what nn.Module.compile set: eager again
         torch._dynamo.config.cache_size_limit = limit
-
-# %% ../../nbs/36_train.fast.ipynb #c4443a97
-def start_compile_workers() -> bool:
-    "Start inductor's pool of compile workers now, for a compile later in this process. Returns whether a pool is starting (there is none without Triton, nor in a PyTorch without this warm-up)."
-    try: from torch._inductor.async_compile import AsyncCompile, maybe_warm_pool
-    except ImportError: return False  # a PyTorch internal: where it is missing, inductor starts the pool itself
-    maybe_warm_pool()
-    return getattr(AsyncCompile, "_ready_future", None) is not None
 
 # %% ../../nbs/36_train.fast.ipynb #2903e226
 @contextlib.contextmanager

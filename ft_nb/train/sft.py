@@ -24,7 +24,7 @@ from ..data.records import write_jsonl
 from ..data.tokenize import IGNORE_INDEX, collator, tokenize_dataset
 from ..methods.core import apply_method, count_parameters, get_method
 from .checkpoints import MarkComplete, last_complete_checkpoint
-from .fast import FastParts, RowCollator, compiled_layers, fast_parts, packed_dataset, start_compile_workers, uncast_adapter_inputs
+from .fast import FastParts, RowCollator, compiled_layers, fast_parts, packed_dataset, uncast_adapter_inputs
 from .memory import MemoryEstimate, estimate_memory
 from .packing import packing_collator, packing_context
 
@@ -314,7 +314,6 @@ def train_sft(model: PreTrainedModel,  # the base model
     if cfg.compile and not fast: raise ValueError("compile=True compiles the fast path's layers (its rows never change shape): set packing=True on a GPU, or fast=True")
     if fast and cfg.max_length > cfg.pack_length: raise ValueError(f"max_length ({cfg.max_length}) is longer than a packed row (pack_length {cfg.pack_length}): raise pack_length")
     if fast: model.set_attn_implementation(fast.attention)
-    if fast and fast.compile: start_compile_workers()  # they start while the method is applied and the rows are packed
     if cfg.save_every and output_dir is None: raise ValueError("save_every needs an output_dir to keep the checkpoints in")
     model = apply_method(model, method, **options)
     if tokenized: (train, dropped), val = (data["train"], 0), data["validation"] if len(data.get("validation", [])) else None
