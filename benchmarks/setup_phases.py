@@ -1,0 +1,124 @@
+"""Where a bench arm's setup goes: the wall time from the process start to its first step, split at the calls it makes.
+
+`ft_nb bench` records when each arm's model is built (`made_s`) and its first step begins (`ready_s`); at 8B on an H200
+ft_nb's arm took 10.1 s between its imports and its first step where the expert loop took 2.0 s. This script runs one
+arm of `ft_nb.bench` (same spec, same examples) in this fresh process, notes the time at each call of `train_sft`'s
+setup (the model built, the method applied, the memory estimated, the rows packed, the layers set to compile, the
+Trainer made, Liger applied, the optimizer made, the first step begun and ended; on a GPU synchronised at each), and
+stops after the first step. Each phase is the time since the one before.
+
+    python benchmarks/setup_phases.py --model 8b --out OUT/setup_8b.json               # a GPU: the fast path as it is
+    python benchmarks/setup_phases.py --model 8b --arm expert --out OUT/setup_8b_expert.json
+    python benchmarks/setup_phases.py --model 1b --compile --no-step --out OUT/setup_1b_cpu.json  # the CPU: compiling forced on
+    (--liger too where liger-kernel is installed: Liger is applied at setup even where its kernels cannot run)
+"""
+import time
+
+T0 = time.time()
+import argparse, atexit, dataclasses, json, os, shutil, sys, tempfile
+from pathlib import Path
+
+_CACHE = tempfile.mkdtemp(prefix="ft_nb-setup-cache-")  # empty compile caches, as for a user's first run (unless set)
+atexit.register(shutil.rmtree, _CACHE, True)
+os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", f"{_CACHE}/inductor"); os.environ.setdefault("TRITON_CACHE_DIR", f"{_CACHE}/triton")
+
+import torch
+import transformers.trainer as TT
+
+import ft_nb.bench as B
+import ft_nb.train.sft as S
+
+IMPORTED = time.time()
+EVENTS: list[tuple[str, float]] = [("imports", IMPORTED)]
+
+
+class Stop(Exception):
+    "Raised after the first step: the rest of the run is not this script's business."
+
+
+def event(name: str):
+    "Note the time `name` ended (synchronised on a GPU, so the GPU's work is counted where it was asked for)."
+    if torch.cuda.is_available(): torch.cuda.synchronize()
+    EVENTS.append((name, time.time()))
+
+
+def after(owner, attr: str, name: str):
+    "Wrap `owner.attr` so that its end is noted as `name` (its first end only)."
+    fn = getattr(owner, attr)
+    def wrapped(*args, **kw):
+        out = fn(*args, **kw)
+        if all(n != name for n, _ in EVENTS): event(name)
+        return out
+    setattr(owner, attr, wrapped)
+
+
+def before(owner, attr: str, name: str):
+    "Wrap `owner.attr` so that the time it is called is noted as `name` (what ran before it ends there)."
+    fn = getattr(owner, attr)
+    def wrapped(*args, **kw):
+        if all(n != name for n, _ in EVENTS): event(name)
+        return fn(*args, **kw)
+    setattr(owner, attr, wrapped)
+
+
+def instrument(arm: str, force_compile: bool, force_liger: bool, step: bool = True):
+    "Put the notes into the arm's calls; force the GPU's parts (compiled layers, Liger) on where asked."
+    mark = B._mark
+    def noted(phase: str):
+        mark(phase)
+        if phase == "made": event("model built")
+        if phase == "ready":
+            event("first step begins")
+            if arm == "expert" or not step: raise Stop  # the expert loop has no callback: its setup only
+    B._mark = noted
+    step_end = B._Clock.on_step_end
+    def first_end(self, *args, **kw):
+        step_end(self, *args, **kw); event("first step ends"); raise Stop
+    B._Clock.on_step_end = first_end
+    after(S, "apply_method", "method applied")
+    after(B, "_peft", "method applied")  # the expert arm's
+    after(S, "_estimate", "memory estimated")
+    after(S, "packed_dataset", "rows packed")
+    after(B, "packed_dataset", "rows packed")  # the expert arm's
+    before(S, "uncast_adapter_inputs", "layers set to compile")  # called once compiled_layers has been entered
+    after(S.FtTrainer, "__init__", "Trainer made")
+    before(TT, "apply_liger_kernel", "Liger called")  # in Trainer.__init__ or at the start of train(), by the version
+    after(TT, "apply_liger_kernel", "Liger applied")
+    before(S.FtTrainer, "train", "train() called")
+    after(TT.Trainer, "create_optimizer", "optimizer made")
+    if force_compile or force_liger:
+        parts = S.fast_parts
+        S.fast_parts = lambda model, liger=True, compile=None: dataclasses.replace(
+            parts(model, liger, compile), **({"compile": True} if force_compile else {}), **({"liger": True} if force_liger else {}))
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--model", default="1b", choices=sorted(B.MODELS))
+    ap.add_argument("--arm", default="ft_nb", choices=["ft_nb", "expert"])
+    ap.add_argument("--rows", type=int, default=1, help="packed rows a step")
+    ap.add_argument("--compile", action="store_true", help="compile the decoder layers even on the CPU (the setup only: no step runs compiled here)")
+    ap.add_argument("--liger", action="store_true", help="apply Liger even on the CPU (needs liger-kernel)")
+    ap.add_argument("--no-step", action="store_true", help="stop where the first step would begin (on the CPU: a step of 4,096 tokens through a 1B model is slow)")
+    ap.add_argument("--out", type=Path, help="a JSON file for the phases")
+    a = ap.parse_args(argv)
+    instrument(a.arm, a.compile, a.liger, not a.no_step)
+    spec = B.BenchSpec(a.model, rows=a.rows)
+    examples = B.bench_examples(spec); steps = B.plan_steps(examples, spec)
+    event("examples made")
+    try: B.ARM_FNS[a.arm](spec, examples, steps, T0)
+    except Stop: pass
+    phases = [(name, t - prev) for (name, t), (_, prev) in zip(EVENTS, [("start", T0), *EVENTS])]
+    print(f"{a.arm} arm, {a.model}, {B._device()} ({torch.cuda.get_device_name() if torch.cuda.is_available() else 'cpu'}), torch {torch.__version__}")
+    for name, s in phases: print(f"  {name:<24} {s:7.2f} s")
+    setup = EVENTS[[n for n, _ in EVENTS].index("first step begins")][1] - IMPORTED
+    print(f"  from the imports to the first step: {setup:.2f} s")
+    if a.out:
+        a.out.parent.mkdir(parents=True, exist_ok=True)
+        a.out.write_text(json.dumps({"arm": a.arm, "spec": dataclasses.asdict(spec), "device": B._device(), "torch": torch.__version__,
+                                     "forced": {"compile": a.compile, "liger": a.liger}, "phases": phases, "setup_s": setup,
+                                     "command": " ".join([Path(sys.argv[0]).name, *(argv or sys.argv[1:])])}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
