@@ -2,10 +2,11 @@
 
 `ft_nb bench` records when each arm's model is built (`made_s`) and its first step begins (`ready_s`); at 8B on an H200
 ft_nb's arm took 10.1 s between its imports and its first step where the expert loop took 2.0 s. This script runs one
-arm of `ft_nb.bench` (same spec, same examples) in this fresh process, notes the time at each call of `train_sft`'s
-setup (the model built, the method applied, the memory estimated, the rows packed, the layers set to compile, the
-Trainer made, Liger applied, the optimizer made, the first step begun and ended; on a GPU synchronised at each), and
-stops after the first step. Each phase is the time since the one before.
+arm of `ft_nb.bench` (same spec, same examples) in this fresh process with empty compile caches, notes the time at each
+call of its setup (the model built, the method applied, the memory estimated, the rows packed, the packing and compiling
+contexts entered, the Trainer made, Liger applied, the optimizer made, the first step begun and ended; on a GPU
+synchronised at each), and stops after the first step. Each phase is the time since the one before (the imports: since
+this script's first line).
 
     python benchmarks/setup_phases.py --model 8b --out OUT/setup_8b.json               # a GPU: the fast path as it is
     python benchmarks/setup_phases.py --model 8b --arm expert --out OUT/setup_8b_expert.json
@@ -37,27 +38,20 @@ class Stop(Exception):
 
 
 def event(name: str):
-    "Note the time `name` ended (synchronised on a GPU, so the GPU's work is counted where it was asked for)."
+    "Note the time `name` ended, the first time only (synchronised on a GPU, so the GPU's work is counted where it was asked for)."
+    if any(n == name for n, _ in EVENTS): return
     if torch.cuda.is_available(): torch.cuda.synchronize()
     EVENTS.append((name, time.time()))
 
 
-def after(owner, attr: str, name: str):
-    "Wrap `owner.attr` so that its end is noted as `name` (its first end only)."
+def note(owner, attr: str, name: str, at: str = "return"):
+    "Wrap `owner.attr` so that the time it returns (at='return') or is called (at='call') is noted as `name`."
     fn = getattr(owner, attr)
     def wrapped(*args, **kw):
+        if at == "call": event(name)
         out = fn(*args, **kw)
-        if all(n != name for n, _ in EVENTS): event(name)
+        if at == "return": event(name)
         return out
-    setattr(owner, attr, wrapped)
-
-
-def before(owner, attr: str, name: str):
-    "Wrap `owner.attr` so that the time it is called is noted as `name` (what ran before it ends there)."
-    fn = getattr(owner, attr)
-    def wrapped(*args, **kw):
-        if all(n != name for n, _ in EVENTS): event(name)
-        return fn(*args, **kw)
     setattr(owner, attr, wrapped)
 
 
@@ -75,17 +69,17 @@ def instrument(arm: str, force_compile: bool, force_liger: bool, step: bool = Tr
     def first_end(self, *args, **kw):
         step_end(self, *args, **kw); event("first step ends"); raise Stop
     B._Clock.on_step_end = first_end
-    after(S, "apply_method", "method applied")
-    after(B, "_peft", "method applied")  # the expert arm's
-    after(S, "_estimate", "memory estimated")
-    after(S, "packed_dataset", "rows packed")
-    after(B, "packed_dataset", "rows packed")  # the expert arm's
-    before(S, "uncast_adapter_inputs", "layers set to compile")  # called once compiled_layers has been entered
-    after(S.FtTrainer, "__init__", "Trainer made")
-    before(TT, "apply_liger_kernel", "Liger called")  # in Trainer.__init__ or at the start of train(), by the version
-    after(TT, "apply_liger_kernel", "Liger applied")
-    before(S.FtTrainer, "train", "train() called")
-    after(TT.Trainer, "create_optimizer", "optimizer made")
+    note(S, "apply_method", "method applied")
+    note(B, "_peft", "method applied")  # the expert arm's
+    note(S, "_estimate", "memory estimated")
+    note(S, "packed_dataset", "rows packed")
+    note(B, "packed_dataset", "rows packed")  # the expert arm's
+    note(S, "uncast_adapter_inputs", "contexts entered", at="call")  # called once packing_context and compiled_layers are entered
+    note(S.FtTrainer, "__init__", "Trainer made")
+    note(TT, "apply_liger_kernel", "Liger called", at="call")  # in Trainer.__init__ or at the start of train(), by the version
+    note(TT, "apply_liger_kernel", "Liger applied")
+    note(S.FtTrainer, "train", "train() called", at="call")
+    note(TT.Trainer, "create_optimizer", "optimizer made")
     if force_compile or force_liger:
         parts = S.fast_parts
         S.fast_parts = lambda model, liger=True, compile=None: dataclasses.replace(
@@ -97,7 +91,7 @@ def main(argv=None):
     ap.add_argument("--model", default="1b", choices=sorted(B.MODELS))
     ap.add_argument("--arm", default="ft_nb", choices=["ft_nb", "expert"])
     ap.add_argument("--rows", type=int, default=1, help="packed rows a step")
-    ap.add_argument("--compile", action="store_true", help="compile the decoder layers even on the CPU (the setup only: no step runs compiled here)")
+    ap.add_argument("--compile", action="store_true", help="compile the decoder layers even on the CPU")
     ap.add_argument("--liger", action="store_true", help="apply Liger even on the CPU (needs liger-kernel)")
     ap.add_argument("--no-step", action="store_true", help="stop where the first step would begin (on the CPU: a step of 4,096 tokens through a 1B model is slow)")
     ap.add_argument("--out", type=Path, help="a JSON file for the phases")
