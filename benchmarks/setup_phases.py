@@ -28,6 +28,7 @@ import transformers.trainer as TT
 
 import ft_nb.bench as B
 import ft_nb.train.sft as S
+from ft_nb.core import atomic_path
 
 IMPORTED = time.time()
 EVENTS: list[tuple[str, float]] = [("imports", IMPORTED)]
@@ -80,10 +81,10 @@ def instrument(arm: str, force_compile: bool, force_liger: bool, step: bool = Tr
     note(TT, "apply_liger_kernel", "Liger applied")
     note(S.FtTrainer, "train", "train() called", at="call")
     note(TT.Trainer, "create_optimizer", "optimizer made")
-    if force_compile or force_liger:
+    forced = {k: True for k, on in (("compile", force_compile), ("liger", force_liger)) if on}
+    if forced:
         parts = S.fast_parts
-        S.fast_parts = lambda model, liger=True, compile=None: dataclasses.replace(
-            parts(model, liger, compile), **({"compile": True} if force_compile else {}), **({"liger": True} if force_liger else {}))
+        S.fast_parts = lambda model, liger=True, compile=None: dataclasses.replace(parts(model, liger, compile), **forced)
 
 
 def main(argv=None):
@@ -109,7 +110,7 @@ def main(argv=None):
     print(f"  from the imports to the first step: {setup:.2f} s")
     if a.out:
         a.out.parent.mkdir(parents=True, exist_ok=True)
-        a.out.write_text(json.dumps({"arm": a.arm, "spec": dataclasses.asdict(spec), "device": B._device(), "torch": torch.__version__,
+        with atomic_path(a.out, suffix=".json") as tmp: tmp.write_text(json.dumps({"arm": a.arm, "spec": dataclasses.asdict(spec), "device": B._device(), "torch": torch.__version__,
                                      "forced": {"compile": a.compile, "liger": a.liger}, "phases": phases, "setup_s": setup,
                                      "command": " ".join([Path(sys.argv[0]).name, *(argv or sys.argv[1:])])}, indent=1))
 
