@@ -11,7 +11,8 @@ this script's first line).
     python benchmarks/setup_phases.py --model 8b --out OUT/setup_8b.json               # a GPU: the fast path as it is
     python benchmarks/setup_phases.py --model 8b --arm expert --out OUT/setup_8b_expert.json
     python benchmarks/setup_phases.py --model 1b --compile --no-step --out OUT/setup_1b_cpu.json  # the CPU: compiling forced on
-    (--liger too where liger-kernel is installed: Liger is applied at setup even where its kernels cannot run)
+    (--liger too where liger-kernel is installed: Liger is applied at setup even where its kernels cannot run;
+     --no-liger, --no-compile: the fast path without that part, to see what its setup costs)
 """
 import time
 
@@ -56,8 +57,8 @@ def note(owner, attr: str, name: str, at: str = "return"):
     setattr(owner, attr, wrapped)
 
 
-def instrument(arm: str, force_compile: bool, force_liger: bool, step: bool = True):
-    "Put the notes into the arm's calls; force the GPU's parts (compiled layers, Liger) on where asked."
+def instrument(arm: str, force_compile: bool | None, force_liger: bool | None, step: bool = True):
+    "Put the notes into the arm's calls; force the GPU's parts (compiled layers, Liger) on or off where asked (None: as the fast path picks)."
     mark = B._mark
     def noted(phase: str):
         mark(phase)
@@ -81,7 +82,7 @@ def instrument(arm: str, force_compile: bool, force_liger: bool, step: bool = Tr
     note(TT, "apply_liger_kernel", "Liger applied")
     note(S.FtTrainer, "train", "train() called", at="call")
     note(TT.Trainer, "create_optimizer", "optimizer made")
-    forced = {k: True for k, on in (("compile", force_compile), ("liger", force_liger)) if on}
+    forced = {k: on for k, on in (("compile", force_compile), ("liger", force_liger)) if on is not None}
     if forced:
         parts = S.fast_parts
         S.fast_parts = lambda model, liger=True, compile=None: dataclasses.replace(parts(model, liger, compile), **forced)
@@ -92,8 +93,8 @@ def main(argv=None):
     ap.add_argument("--model", default="1b", choices=sorted(B.MODELS))
     ap.add_argument("--arm", default="ft_nb", choices=["ft_nb", "expert"])
     ap.add_argument("--rows", type=int, default=1, help="packed rows a step")
-    ap.add_argument("--compile", action="store_true", help="compile the decoder layers even on the CPU")
-    ap.add_argument("--liger", action="store_true", help="apply Liger even on the CPU (needs liger-kernel)")
+    ap.add_argument("--compile", action=argparse.BooleanOptionalAction, help="compile the decoder layers (even on the CPU), or not (--no-compile); default: as the fast path picks")
+    ap.add_argument("--liger", action=argparse.BooleanOptionalAction, help="apply Liger (even on the CPU; needs liger-kernel), or not (--no-liger); default: as the fast path picks")
     ap.add_argument("--no-step", action="store_true", help="stop where the first step would begin (on the CPU: a step of 4,096 tokens through a 1B model is slow)")
     ap.add_argument("--out", type=Path, help="a JSON file for the phases")
     a = ap.parse_args(argv)
