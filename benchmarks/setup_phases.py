@@ -33,6 +33,7 @@ from ft_nb.core import atomic_path
 
 IMPORTED = time.time()
 EVENTS: list[tuple[str, float]] = [("imports", IMPORTED)]
+PROFILE: list = []  # Python's profiler from the imports to the first step, with --profile
 
 
 class Stop(Exception):
@@ -44,6 +45,7 @@ def event(name: str):
     if any(n == name for n, _ in EVENTS): return
     if torch.cuda.is_available(): torch.cuda.synchronize()
     EVENTS.append((name, time.time()))
+    if name == "first step begins" and PROFILE: PROFILE[0].disable()
 
 
 def note(owner, attr: str, name: str, at: str = "return"):
@@ -96,9 +98,13 @@ def main(argv=None):
     ap.add_argument("--compile", action=argparse.BooleanOptionalAction, help="compile the decoder layers (even on the CPU), or not (--no-compile); default: as the fast path picks")
     ap.add_argument("--liger", action=argparse.BooleanOptionalAction, help="apply Liger (even on the CPU; needs liger-kernel), or not (--no-liger); default: as the fast path picks")
     ap.add_argument("--no-step", action="store_true", help="stop where the first step would begin (on the CPU: a step of 4,096 tokens through a 1B model is slow)")
+    ap.add_argument("--profile", type=int, default=0, metavar="N", help="also profile the setup (Python's profiler, imports to the first step) and keep its N costliest calls (cumulative)")
     ap.add_argument("--out", type=Path, help="a JSON file for the phases")
     a = ap.parse_args(argv)
     instrument(a.arm, a.compile, a.liger, not a.no_step)
+    if a.profile:
+        import cProfile
+        PROFILE.append(cProfile.Profile()); PROFILE[0].enable()
     spec = B.BenchSpec(a.model, rows=a.rows)
     examples = B.bench_examples(spec); steps = B.plan_steps(examples, spec)
     event("examples made")
@@ -109,10 +115,15 @@ def main(argv=None):
     for name, s in phases: print(f"  {name:<24} {s:7.2f} s")
     setup = EVENTS[[n for n, _ in EVENTS].index("first step begins")][1] - IMPORTED
     print(f"  from the imports to the first step: {setup:.2f} s")
+    profile = ""
+    if PROFILE:
+        import io, pstats
+        text = io.StringIO(); pstats.Stats(PROFILE[0], stream=text).sort_stats("cumulative").print_stats(a.profile); profile = text.getvalue()
+        print(profile)
     if a.out:
         a.out.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(a.out, suffix=".json") as tmp: tmp.write_text(json.dumps({"arm": a.arm, "spec": dataclasses.asdict(spec), "device": B._device(), "torch": torch.__version__,
-                                     "forced": {"compile": a.compile, "liger": a.liger}, "phases": phases, "setup_s": setup,
+                                     "forced": {"compile": a.compile, "liger": a.liger}, "phases": phases, "setup_s": setup, "profile": profile,
                                      "command": " ".join([Path(sys.argv[0]).name, *(argv or sys.argv[1:])])}, indent=1))
 
 
