@@ -122,7 +122,7 @@ def main(argv=None):
         print(profile)
     if a.out:
         a.out.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(a.out, suffix=".json") as tmp: tmp.write_text(json.dumps({"arm": a.arm, "spec": dataclasses.asdict(spec), "device": B._device(), "torch": torch.__version__,
+        with atomic_path(a.out, suffix=".json") as tmp: tmp.write_text(json.dumps({"arm": a.arm, "spec": dataclasses.asdict(spec), "device": B._device(), "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None, "torch": torch.__version__,
                                      "forced": {"compile": a.compile, "liger": a.liger}, "phases": phases, "setup_s": setup, "profile": profile,
                                      "command": " ".join([Path(sys.argv[0]).name, *(argv or sys.argv[1:])])}, indent=1))
 
