@@ -16,7 +16,7 @@ install:
 
 test:
 	$(BIN)/nbdev-test --n-workers 2
-	$(BIN)/pytest -q --durations=20 tests
+	OMP_NUM_THREADS=1 $(BIN)/pytest -q -n 2 --dist loadfile --durations=20 tests
 
 run:
 	$(BIN)/ft_nb run quickstart
