@@ -11,8 +11,8 @@ this script's first line).
     python benchmarks/setup_phases.py --model 8b --out OUT/setup_8b.json               # a GPU: the fast path as it is
     python benchmarks/setup_phases.py --model 8b --arm expert --out OUT/setup_8b_expert.json
     python benchmarks/setup_phases.py --model 1b --compile --no-step --out OUT/setup_1b_cpu.json  # the CPU: compiling forced on
-    (--liger too where liger-kernel is installed: Liger is applied at setup even where its kernels cannot run;
-     --no-liger, --no-compile: the fast path without that part, to see what its setup costs)
+    (--loss liger where liger-kernel is installed: Liger is applied at setup even where its kernels cannot run;
+     --loss full, --no-compile: the fast path without that part, to see what its setup costs)
 """
 import time
 
@@ -59,8 +59,8 @@ def note(owner, attr: str, name: str, at: str = "return"):
     setattr(owner, attr, wrapped)
 
 
-def instrument(arm: str, force_compile: bool | None, force_liger: bool | None, step: bool = True):
-    "Put the notes into the arm's calls; force the GPU's parts (compiled layers, Liger) on or off where asked (None: as the fast path picks)."
+def instrument(arm: str, force_compile: bool | None, loss: str | None, step: bool = True):
+    "Put the notes into the arm's calls; force the GPU's parts (compiled layers on or off, the loss) where asked (None: as the fast path picks)."
     mark = B._mark
     def noted(phase: str):
         mark(phase)
@@ -84,10 +84,10 @@ def instrument(arm: str, force_compile: bool | None, force_liger: bool | None, s
     note(TT, "apply_liger_kernel", "Liger applied")
     note(S.FtTrainer, "train", "train() called", at="call")
     note(TT.Trainer, "create_optimizer", "optimizer made")
-    forced = {k: on for k, on in (("compile", force_compile), ("liger", force_liger)) if on is not None}
+    forced = {k: on for k, on in (("compile", force_compile), ("loss", loss)) if on is not None}
     if forced:
         parts = S.fast_parts
-        S.fast_parts = lambda model, liger=True, compile=None: dataclasses.replace(parts(model, liger, compile), **forced)
+        S.fast_parts = lambda model, compile=None: dataclasses.replace(parts(model, compile=compile), **forced)
 
 
 def main(argv=None):
@@ -96,12 +96,12 @@ def main(argv=None):
     ap.add_argument("--arm", default="ft_nb", choices=["ft_nb", "expert"])
     ap.add_argument("--rows", type=int, default=1, help="packed rows a step")
     ap.add_argument("--compile", action=argparse.BooleanOptionalAction, help="compile the decoder layers (even on the CPU), or not (--no-compile); default: as the fast path picks")
-    ap.add_argument("--liger", action=argparse.BooleanOptionalAction, help="apply Liger (even on the CPU; needs liger-kernel), or not (--no-liger); default: as the fast path picks")
+    ap.add_argument("--loss", choices=["chunked", "liger", "full"], help="the fast path's loss (liger: even on the CPU, needs liger-kernel); default: as the fast path picks")
     ap.add_argument("--no-step", action="store_true", help="stop where the first step would begin (on the CPU: a step of 4,096 tokens through a 1B model is slow)")
     ap.add_argument("--profile", type=int, default=0, metavar="N", help="also profile the setup (Python's profiler, imports to the first step) and keep its N costliest calls (cumulative)")
     ap.add_argument("--out", type=Path, help="a JSON file for the phases")
     a = ap.parse_args(argv)
-    instrument(a.arm, a.compile, a.liger, not a.no_step)
+    instrument(a.arm, a.compile, a.loss, not a.no_step)
     if a.profile:
         import cProfile
         PROFILE.append(cProfile.Profile()); PROFILE[0].enable()
@@ -123,7 +123,7 @@ def main(argv=None):
     if a.out:
         a.out.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(a.out, suffix=".json") as tmp: tmp.write_text(json.dumps({"arm": a.arm, "spec": dataclasses.asdict(spec), "device": B._device(), "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None, "torch": torch.__version__,
-                                     "forced": {"compile": a.compile, "liger": a.liger}, "phases": phases, "setup_s": setup, "profile": profile,
+                                     "forced": {"compile": a.compile, "loss": a.loss}, "phases": phases, "setup_s": setup, "profile": profile,
                                      "command": " ".join([Path(sys.argv[0]).name, *(argv or sys.argv[1:])])}, indent=1))
 
 

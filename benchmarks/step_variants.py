@@ -12,9 +12,10 @@ Variants (all by default):
   expert                   the benchmark's expert arm as it is (eager, no Liger)
   expert+liger             plus all of Liger's kernels (fused linear cross-entropy, RMSNorm, SwiGLU, RoPE)
   expert+liger+compile     plus torch.compile of each decoder layer
-  ft_nb                    the benchmark's ft_nb arm: train_sft's fast path as it is (Liger's fused loss, compiled layers)
+  ft_nb                    the benchmark's ft_nb arm: train_sft's fast path as it is (chunked loss, compiled layers)
   ft_nb-compile            the same with eager layers (SFTConfig.compile=False)
-  ft_nb-liger              the same without Liger (the full-vocabulary logits again)
+  ft_nb+liger              the same with Liger's fused loss instead of the chunked one (the default until 2026-12-06)
+  ft_nb+full-loss          the same with the model's own loss (the full-vocabulary logits again)
   ft_nb+liger-all          the same with all of Liger's kernels
   ft_nb+liger-all-compile  all of Liger's kernels, eager layers
   ft_nb+flex               the ft_nb arm with flex attention instead of the variable-length kernel (ft_nb_varlen)
@@ -34,7 +35,7 @@ step), peak memory, first and last loss; and writes OUT/variants-<model>.json.
 import argparse, contextlib, dataclasses, json, os, statistics, subprocess, sys, tempfile, time
 from pathlib import Path
 
-VARIANTS = ("expert", "expert+liger", "expert+liger+compile", "ft_nb", "ft_nb-compile", "ft_nb-liger", "ft_nb+liger-all", "ft_nb+liger-all-compile", "ft_nb+flex",
+VARIANTS = ("expert", "expert+liger", "expert+liger+compile", "ft_nb", "ft_nb-compile", "ft_nb+liger", "ft_nb+full-loss", "ft_nb+liger-all", "ft_nb+liger-all-compile", "ft_nb+flex",
             "ft_nb+two-graphs", "ft_nb+cast-inputs", "ft_nb+early-workers")
 
 
@@ -58,7 +59,8 @@ def child(variant: str, spec_json: str, out: str, t0: str):
         B._model = model_fn
         fn = B.ARM_FNS["expert"]
     else:
-        real, liger_on, compile_on = S.fast_parts, "-liger" not in variant, not variant.endswith("-compile")
+        compile_on = not variant.endswith("-compile")
+        loss = "liger" if "+liger" in variant else "full" if "+full-loss" in variant else None  # None: as the fast path picks
         over = {"attention": "flex_attention"} if "+flex" in variant else {}  # FastParts fields set by the variant
         if os.environ.get("STEP_VARIANTS_CPU_COMPILE") and not torch.cuda.is_available():  # --quick on the CPU: the compile path
             over = {"attention": "ft_nb_varlen", "compile": compile_on}
@@ -71,10 +73,11 @@ def child(variant: str, spec_json: str, out: str, t0: str):
                 maybe_warm_pool()  # what train_sft called here (right before applying the method) when the layers compile
                 return apply_method(*args, **kw)
             S.apply_method = early
-        S.fast_parts = lambda model, liger=True, compile=None: dataclasses.replace(real(model, liger=liger and liger_on, compile=compile if compile_on else False), **over)
+        real = S.fast_parts
+        S.fast_parts = lambda model, compile=None: dataclasses.replace(real(model, loss or "chunked", compile=compile if compile_on else False), **over)
         if "liger-all" in variant:
             from ft_nb.train.fast import FastParts
-            FastParts.trainer_args = lambda self: {"use_liger_kernel": self.liger}  # transformers' default: every kernel Liger has
+            FastParts.trainer_args = lambda self: {"use_liger_kernel": self.loss == "liger"}  # transformers' default: every kernel Liger has
         fn = B.ARM_FNS["ft_nb"]
     B.ARM_FNS[variant] = fn
     B.worker([variant, spec_json, out, t0])

@@ -197,7 +197,7 @@ def _ft_nb_arm(spec: BenchSpec, examples: list[dict], steps: list[list[int]], t0
     res = train_sft(model, None, data, spec.method, cfg, method_options=LORA if spec.method == "lora" else {}, callbacks=[clock])
     parts = res.fast_parts
     return {"losses": res.history.series("loss")[1], "ends": clock.ends, "times": clock.step_times, "estimate_gib": res.memory_estimate.total / 2**30,
-            "parts": {"attention": parts.attention, "liger": parts.liger, "compile": parts.compile, "optim": parts.optim, "batches": f"rows of {spec.row_len}"},
+            "parts": {"attention": parts.attention, "loss": parts.loss, "compile": parts.compile, "optim": parts.optim, "batches": f"rows of {spec.row_len}"},
             "attention_calls": dict(VARLEN_CALLS)}
 
 # every arm takes the spec, `bench_examples(spec)`, `plan_steps(examples, spec)` (example indices per optimizer step) and the

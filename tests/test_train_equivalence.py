@@ -103,3 +103,20 @@ def test_uncast_adapter_inputs_change_nothing_under_bf16_autocast(data, monkeypa
     cast, loss_cast = _train(data, batch_size=4, packing=True, fast=True, pack_length=512)
     _assert_same(uncast, cast, atol=1e-30)
     assert loss_uncast == loss_cast
+
+
+def test_chunked_loss_trains_like_the_full_logits(data, monkeypatch):
+    "The fast path's loss from the hidden states, a chunk of labelled tokens at a time (train.fast.chunked_loss), takes the same steps as the model's own loss on the full logits."
+    import dataclasses
+    import ft_nb.train.fast as fast
+    import ft_nb.train.sft as sft
+    calls, real_loss = [], fast.linear_cross_entropy
+    monkeypatch.setattr(fast, "linear_cross_entropy", lambda *a, **kw: calls.append(1) or real_loss(*a, **kw))
+    chunked, loss_chunked = _train(data, batch_size=4, packing=True, fast=True, pack_length=512)
+    assert len(calls) == 3  # one a training step
+    real = sft.fast_parts
+    monkeypatch.setattr(sft, "fast_parts", lambda model, **kw: dataclasses.replace(real(model, **kw), loss="full"))
+    full, loss_full = _train(data, batch_size=4, packing=True, fast=True, pack_length=512)
+    assert len(calls) == 3  # the model's own loss
+    _assert_same(chunked, full, atol=5e-5)
+    assert loss_chunked == pytest.approx(loss_full, rel=1e-4)

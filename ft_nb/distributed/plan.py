@@ -13,7 +13,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 from transformers import LlamaConfig
 
-from ..train.memory import activation_memory
+from ..train.memory import activation_memory, fused_loss_of
 
 # %% auto #0
 __all__ = ['SHAPES', 'STRATEGY_ORDER', 'Shape', 'shape_of', 'Plan', 'plan_memory', 'candidates', 'cheapest_fit', 'plan_table',
@@ -196,7 +196,7 @@ def check_plans(results: dict,  # a `benchmarks/distributed_gpu.py` record
         if "error" in r:
             rows.append({"run": r["name"], "measured_gib": None, "plan_gib": None, "error_pct": None, "failed": r["error"].split(";")[0]}); continue
         tokens = r.get("micro_tokens") or round(r["tokens_per_step"] / (r["accum"] * gpus))  # one micro-batch on one GPU: its rows, or the packed tokens
-        fused = bool((r.get("fast") or {}).get("liger")) if fused_loss is None else fused_loss
+        fused = fused_loss_of(r.get("fast")) if fused_loss is None else fused_loss
         p = plan_memory(shape, method, strategy, gpus, tokens, fused_loss=fused)
         peak = max(r["peak_gpu_gib"])
         rows.append({"run": r["name"], "measured_gib": round(peak, 2), "plan_gib": round(p.total / 2**30, 2), "error_pct": round(100 * (p.total / 2**30 - peak) / peak, 1),

@@ -6,7 +6,7 @@ Docs: https://ft-nb.github.io/ft_nb/train.fast.html.md"""
 
 # %% ../../nbs/36_train.fast.ipynb #832c0866
 from __future__ import annotations
-import collections, contextlib, importlib.util, weakref
+import collections, contextlib, importlib.util, types, weakref
 from dataclasses import dataclass
 
 import torch
@@ -16,13 +16,14 @@ from peft.tuners.lora import LoraLayer
 from transformers import AttentionInterface
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+from transformers.modeling_outputs import CausalLMOutputWithPast
 
 from ..data.tokenize import IGNORE_INDEX
 
 # %% auto #0
-__all__ = ['VARLEN_TYPES', 'VARLEN_CALLS', 'LIGER_TYPES', 'LIGER_KERNELS', 'pack_rows', 'packed_dataset', 'RowCollator',
-           'doc_bounds', 'varlen_attention', 'varlen_mask', 'varlen_ready', 'FastParts', 'fast_parts',
-           'compiled_layers', 'uncast_adapter_inputs']
+__all__ = ['VARLEN_TYPES', 'VARLEN_CALLS', 'LOSS_TYPES', 'LIGER_TYPES', 'LOSSES', 'LIGER_KERNELS', 'pack_rows', 'packed_dataset',
+           'RowCollator', 'doc_bounds', 'varlen_attention', 'varlen_mask', 'varlen_ready', 'linear_cross_entropy',
+           'chunked_loss_ready', 'chunked_loss', 'FastParts', 'fast_parts', 'compiled_layers', 'uncast_adapter_inputs']
 
 # %% ../../nbs/36_train.fast.ipynb #995e1292
 def pack_rows(lengths: list[int],  # tokens of each example, in the data's order
@@ -196,8 +197,94 @@ def varlen_ready(model: torch.nn.Module) -> bool:
     return (getattr(cfg, "model_type", None) in VARLEN_TYPES and head_dim <= 256 and head_dim % 8 == 0 and not window
             and not getattr(cfg, "attention_dropout", 0.0))
 
+# %% ../../nbs/36_train.fast.ipynb #d0a22734
+def _chunk_tokens(vocab: int) -> int:
+    "Tokens a chunk: the largest power of two whose fp32 logits fit in 256 MiB, and at least 64."
+    return max(64, 1 << ((2**26 // vocab).bit_length() - 1)) if vocab <= 2**26 else 64
+
+class _LinearCrossEntropy(torch.autograd.Function):
+    "Summed cross-entropy of `hidden @ weight.T` against `targets`, times `scale`; both gradients made in the forward, chunk by chunk."
+    @staticmethod
+    def forward(ctx, hidden, weight, targets, scale, chunk):
+        grad_h, loss = torch.empty_like(hidden), hidden.new_zeros((), dtype=torch.float32)
+        grad_w = torch.zeros_like(weight) if ctx.needs_input_grad[1] else None
+        for s in range(0, hidden.shape[0], chunk):
+            h, t = hidden[s:s + chunk], targets[s:s + chunk]
+            logits = (h @ weight.T).float()
+            lse = logits.logsumexp(-1)
+            loss += (lse - logits.gather(1, t[:, None]).squeeze(1)).sum()
+            p = logits.sub_(lse[:, None]).exp_()  # the softmax, in the logits' place
+            p[torch.arange(len(t), device=t.device), t] -= 1  # d(loss)/d(logits): softmax - onehot
+            g = p.mul_(scale).to(hidden.dtype)
+            torch.mm(g, weight, out=grad_h[s:s + chunk])
+            if grad_w is not None: grad_w.addmm_(g.T, h)
+        ctx.save_for_backward(grad_h, *([] if grad_w is None else [grad_w]))
+        return loss * scale
+
+    @staticmethod
+    def backward(ctx, grad_loss):
+        grad_h, *grad_w = ctx.saved_tensors
+        return grad_h * grad_loss, grad_w[0] * grad_loss if grad_w else None, None, None, None
+
+def linear_cross_entropy(hidden: torch.Tensor,  # (..., hidden): the model's last hidden states
+                         weight: torch.Tensor,  # (vocab, hidden): the output projection's weight
+                         labels: torch.Tensor,  # (...): token ids, IGNORE_INDEX where no loss; position i predicts labels[i + 1]
+                         num_items: torch.Tensor | int | None = None,  # divide the summed loss by this (the Trainer's tokens of the whole step); None: the mean
+                         chunk: int | None = None,  # tokens a chunk; None: `_chunk_tokens`
+                        ) -> torch.Tensor:
+    "transformers' causal LM loss (`ForCausalLMLoss`) of the logits `hidden @ weight.T`, computed a chunk of labelled tokens at a time: the full logits never exist."
+    targets = F.pad(labels, (0, 1), value=IGNORE_INDEX)[..., 1:].reshape(-1)
+    keep = (targets != IGNORE_INDEX).nonzero().squeeze(1)
+    h, t = hidden.reshape(-1, hidden.shape[-1]).index_select(0, keep), targets.index_select(0, keep)
+    dev = hidden.device.type
+    if torch.is_autocast_enabled(dev): dtype = torch.get_autocast_dtype(dev)  # the product in autocast's dtype, as lm_head's would be
+    else: dtype = torch.promote_types(hidden.dtype, weight.dtype)
+    n = num_items if num_items is not None else max(len(t), 1)
+    scale = 1 / (n.to(hidden.device, torch.float32) if torch.is_tensor(n) else torch.tensor(float(n), device=hidden.device))
+    with torch.autocast(dev, enabled=False):
+        return _LinearCrossEntropy.apply(h.to(dtype), weight.to(dtype), t, scale, chunk or _chunk_tokens(weight.shape[0]))
+
+# %% ../../nbs/36_train.fast.ipynb #df638192
+LOSS_TYPES = ("llama", "mistral", "qwen2", "qwen3", "phi3", "olmo2")  # causal LMs whose logits are lm_head's product and nothing more
+
+def _causal_lm(model: torch.nn.Module) -> torch.nn.Module | None:
+    "The transformers causal LM inside `model` (a PEFT model, or the LM itself): the module with an `lm_head` of its own."
+    while "lm_head" not in model._modules:  # not hasattr: a PEFT model passes unknown attributes on to the model it wraps
+        inner = model.get_base_model() if hasattr(model, "get_base_model") else getattr(model, "model", None)
+        if not isinstance(inner, torch.nn.Module) or inner is model: return None
+        model = inner
+    return model
+
+def chunked_loss_ready(model: torch.nn.Module) -> bool:
+    "Whether `chunked_loss` can compute `model`'s loss: a listed architecture whose lm_head is a plain Linear without bias."
+    lm = _causal_lm(model)
+    return (lm is not None and getattr(lm.config, "model_type", None) in LOSS_TYPES and isinstance(getattr(lm, "model", None), torch.nn.Module)
+            and type(lm.lm_head) is torch.nn.Linear and lm.lm_head.bias is None)
+
+def _chunked_forward(self, input_ids=None, *args, labels=None, **kwargs):
+    "A causal LM's forward whose training loss is `linear_cross_entropy` of the last hidden states: no logits are returned."
+    if args or labels is None or not self.training or kwargs.get("shift_labels") is not None or kwargs.get("logits_to_keep"):
+        return type(self).forward(self, input_ids, *args, labels=labels, **kwargs)
+    kwargs.pop("logits_to_keep", None)
+    out = self.model(input_ids=input_ids, **kwargs)
+    loss = linear_cross_entropy(out.last_hidden_state, self.lm_head.weight, labels, kwargs.get("num_items_in_batch"))
+    return CausalLMOutputWithPast(loss=loss, **{k: v for k, v in out.items() if k != "last_hidden_state"})
+
+@contextlib.contextmanager
+def chunked_loss(model: torch.nn.Module,  # a causal LM, or a PEFT model around one
+                 on: bool = True,  # False: a no-op, so callers need no branch
+                ):
+    "Within the block, `model`'s training loss is computed by `linear_cross_entropy`; afterwards by its own forward again. Yields the patched causal LM (None when off)."
+    if on and not chunked_loss_ready(model): raise ValueError(f"chunked_loss: {type(model).__name__} is not a causal LM whose logits are a plain lm_head's product (LOSS_TYPES)")
+    lm = _causal_lm(model) if on else None
+    if lm is not None: lm.forward = types.MethodType(_chunked_forward, lm)
+    try: yield lm
+    finally:
+        if lm is not None: del lm.forward
+
 # %% ../../nbs/36_train.fast.ipynb #ddef6def
 LIGER_TYPES = ("llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "phi3", "granite", "olmo2")  # architectures whose kernels Liger patches (a subset of its list)
+LOSSES = ("chunked", "liger", "full")  # how the fast path computes the loss
 
 LIGER_KERNELS = {"fused_linear_cross_entropy": True, "cross_entropy": False, "rms_norm": False, "swiglu": False, "rope": False}  # the fused loss only
 
@@ -205,24 +292,29 @@ LIGER_KERNELS = {"fused_linear_cross_entropy": True, "cross_entropy": False, "rm
 class FastParts:
     "What the fast path uses for one model on one device."
     attention: str  # attn_implementation: ft_nb_varlen on a GPU that can run it (`varlen_ready`), else flex_attention; sdpa on the CPU
-    liger: bool  # Liger's fused linear cross-entropy (LIGER_KERNELS) via transformers' use_liger_kernel
+    loss: str  # "chunked": `chunked_loss`; "liger": Liger's fused linear cross-entropy (LIGER_KERNELS) via transformers' use_liger_kernel; "full": the model's own (full fp32 logits)
     optim: str  # the optimizer's transformers name
     compile: bool = False  # torch.compile each decoder layer (`compiled_layers`)
+    @property
+    def fused_loss(self) -> bool:
+        "Whether the loss keeps no full-vocabulary logits (what the memory estimate needs to know)."
+        return self.loss != "full"
     def trainer_args(self) -> dict:
         "The TrainingArguments these parts need."
-        return {"use_liger_kernel": True, "liger_kernel_config": LIGER_KERNELS} if self.liger else {"use_liger_kernel": False}
+        return {"use_liger_kernel": True, "liger_kernel_config": LIGER_KERNELS} if self.loss == "liger" else {"use_liger_kernel": False}
 
 def fast_parts(model: torch.nn.Module,  # the base model, on its device
-               liger: bool = True,  # use Liger's fused loss when it can be used
+               loss: str = "chunked",  # one of LOSSES; "liger" falls back to "chunked" where Liger cannot run, "chunked" to "full" where `chunked_loss_ready` says no
                compile: bool | None = None,  # compile the decoder layers; None: on a GPU
               ) -> FastParts:
     "The fast path's parts for `model` on its device in this process."
+    if loss not in LOSSES: raise ValueError(f"loss={loss!r}: expected one of {LOSSES}")
     cuda = next(model.parameters()).device.type == "cuda"
     flex = cuda and importlib.util.find_spec("torch.nn.attention.flex_attention") is not None
     attention = "ft_nb_varlen" if varlen_ready(model) else "flex_attention" if flex else "sdpa"
-    can_liger = (liger and cuda and importlib.util.find_spec("liger_kernel") is not None
-                 and getattr(model.config, "model_type", None) in LIGER_TYPES)
-    return FastParts(attention, can_liger, "adamw_torch_fused" if cuda else "adamw_torch", cuda if compile is None else compile)
+    if loss == "liger" and not (cuda and importlib.util.find_spec("liger_kernel") is not None and getattr(model.config, "model_type", None) in LIGER_TYPES): loss = "chunked"
+    if loss == "chunked" and not chunked_loss_ready(model): loss = "full"
+    return FastParts(attention, loss, "adamw_torch_fused" if cuda else "adamw_torch", cuda if compile is None else compile)
 
 # %% ../../nbs/36_train.fast.ipynb #ad9d3b92
 def _grad_requiring(module, args, out):

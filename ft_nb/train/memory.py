@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import torch
 
 # %% auto #0
-__all__ = ['MemoryEstimate', 'activation_memory', 'estimate_memory']
+__all__ = ['MemoryEstimate', 'activation_memory', 'fused_loss_of', 'estimate_memory']
 
 # %% ../../nbs/31a_train.memory.ipynb #d6511af5
 @dataclass
@@ -50,6 +50,12 @@ def activation_memory(config,  # a Llama-style transformers config
     acts = tokens * c.num_hidden_layers * (c.hidden_size if gradient_checkpointing else full_layer) * value_bytes
     if gradient_checkpointing: acts += tokens * full_layer * value_bytes  # the layer being recomputed
     return acts + (0 if fused_loss else tokens * c.vocab_size * 4 * 2)  # fp32 logits and their gradient
+
+def fused_loss_of(fast: dict | None,  # a run record's fast-path parts (`train.fast.FastParts` as a dict), or None
+                 ) -> bool:
+    "Whether that run's loss kept no full-vocabulary logits: its `loss` other than 'full' (records before 2026-12-06 have `liger` instead)."
+    fast = fast or {}
+    return fast["loss"] != "full" if "loss" in fast else bool(fast.get("liger"))
 
 def estimate_memory(model: torch.nn.Module,  # the model with its method applied
                     batch_size: int,  # rows per micro-batch

@@ -24,7 +24,7 @@ from ..data.records import write_jsonl
 from ..data.tokenize import IGNORE_INDEX, collator, tokenize_dataset
 from ..methods.core import apply_method, count_parameters, get_method
 from .checkpoints import MarkComplete, last_complete_checkpoint
-from .fast import FastParts, RowCollator, compiled_layers, fast_parts, packed_dataset, uncast_adapter_inputs
+from .fast import FastParts, RowCollator, chunked_loss, chunked_loss_ready, compiled_layers, fast_parts, packed_dataset, uncast_adapter_inputs
 from .memory import MemoryEstimate, estimate_memory
 from .packing import packing_collator, packing_context
 
@@ -316,6 +316,7 @@ def train_sft(model: PreTrainedModel,  # the base model
     if fast: model.set_attn_implementation(fast.attention)
     if cfg.save_every and output_dir is None: raise ValueError("save_every needs an output_dir to keep the checkpoints in")
     model = apply_method(model, method, **options)
+    if fast and fast.loss == "chunked" and not chunked_loss_ready(model): fast = dataclasses.replace(fast, loss="full")  # the method wrapped lm_head
     if tokenized: (train, dropped), val = (data["train"], 0), data["validation"] if len(data.get("validation", [])) else None
     else:
         train, dropped = tokenize_dataset(data["train"], tok, cfg.max_length, keep=(cfg.balance_by,) if cfg.balance_by else ())
@@ -332,7 +333,8 @@ def train_sft(model: PreTrainedModel,  # the base model
         print(f"fast path: {len(train)} rows of {cfg.pack_length} tokens, {_rows_per_batch(cfg)} a micro-batch; {fast}")
     print(estimate)
     with (tempfile.TemporaryDirectory(prefix="ft_nb-") as scratch, packing_context(model) if cfg.packing or fast else contextlib.nullcontext(),
-          compiled_layers(model, bool(fast and fast.compile)), uncast_adapter_inputs(model, bool(fast) and _bf16(model))):
+          compiled_layers(model, bool(fast and fast.compile)), uncast_adapter_inputs(model, bool(fast) and _bf16(model)),
+          chunked_loss(model, bool(fast and fast.loss == "chunked"))):
         trial = trial_callbacks()  # reporting to a search's trial, when this run is one
         history, trainer, last, seconds = _run_trainer(model, tok, train, val, method, cfg, seed, output_dir or scratch, [*(callbacks or []), *trial], trainer_args, fast)
     model.eval()
@@ -360,7 +362,7 @@ def rows_that_fit(model: PreTrainedModel,  # the model with its method applied
                   budget: int,  # bytes the run may use
                  ) -> int:
     "The most packed rows per micro-batch whose memory estimate fits in `budget` bytes (at least 1): the estimate grows by one row's activations a row."
-    est = lambda rows: estimate_memory(model, rows, cfg.pack_length, cfg.gradient_checkpointing, _optim(cfg, method, model, fast), fused_loss=fast.liger).total
+    est = lambda rows: estimate_memory(model, rows, cfg.pack_length, cfg.gradient_checkpointing, _optim(cfg, method, model, fast), fused_loss=fast.fused_loss).total
     fixed, per_row = est(0), est(1) - est(0)
     return max(1, (budget - fixed) // per_row)
 
@@ -375,7 +377,7 @@ def _rows_per_batch(cfg) -> int:
 
 def _estimate(model, train, cfg, method, fast=None) -> MemoryEstimate:
     "The memory estimate for the longest batch among (at most) the first 10,000 training rows (on the fast path: a micro-batch of full rows)."
-    if fast: return estimate_memory(model, _rows_per_batch(cfg), cfg.pack_length, cfg.gradient_checkpointing, _optim(cfg, method, model, fast), fused_loss=fast.liger)
+    if fast: return estimate_memory(model, _rows_per_batch(cfg), cfg.pack_length, cfg.gradient_checkpointing, _optim(cfg, method, model, fast), fused_loss=fast.fused_loss)
     lengths = sorted(map(len, (train if len(train) <= 10_000 else train.select(range(10_000)))["input_ids"]))
     if cfg.packing: return estimate_memory(model, 1, sum(lengths[-cfg.batch_size:]), cfg.gradient_checkpointing, _optim(cfg, method, model))
     return estimate_memory(model, cfg.batch_size, lengths[-1], cfg.gradient_checkpointing, _optim(cfg, method, model))
