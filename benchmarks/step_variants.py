@@ -60,7 +60,7 @@ def child(variant: str, spec_json: str, out: str, t0: str):
         fn = B.ARM_FNS["expert"]
     else:
         compile_on = not variant.endswith("-compile")
-        loss = "liger" if "+liger" in variant else "full" if "+full-loss" in variant else None  # None: as the fast path picks
+        variant_loss = "liger" if "+liger" in variant else "full" if "+full-loss" in variant else None  # None: as the run asks
         over = {"attention": "flex_attention"} if "+flex" in variant else {}  # FastParts fields set by the variant
         if os.environ.get("STEP_VARIANTS_CPU_COMPILE") and not torch.cuda.is_available():  # --quick on the CPU: the compile path
             over = {"attention": "ft_nb_varlen", "compile": compile_on}
@@ -74,7 +74,7 @@ def child(variant: str, spec_json: str, out: str, t0: str):
                 return apply_method(*args, **kw)
             S.apply_method = early
         real = S.fast_parts
-        S.fast_parts = lambda model, compile=None: dataclasses.replace(real(model, loss or "chunked", compile=compile if compile_on else False), **over)
+        S.fast_parts = lambda model, loss="chunked", compile=None: dataclasses.replace(real(model, variant_loss or loss, compile=compile if compile_on else False), **over)
         if "liger-all" in variant:
             from ft_nb.train.fast import FastParts
             FastParts.trainer_args = lambda self: {"use_liger_kernel": self.loss == "liger"}  # transformers' default: every kernel Liger has

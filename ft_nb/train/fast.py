@@ -308,7 +308,7 @@ def fast_parts(model: torch.nn.Module,  # the base model, on its device
                compile: bool | None = None,  # compile the decoder layers; None: on a GPU
               ) -> FastParts:
     "The fast path's parts for `model` on its device in this process."
-    if loss not in LOSSES: raise ValueError(f"loss={loss!r}: expected one of {LOSSES}")
+    if loss not in LOSSES: raise ValueError(f"the fast path's loss (SFTConfig.fast_loss) is {loss!r}: expected one of {LOSSES}")
     cuda = next(model.parameters()).device.type == "cuda"
     flex = cuda and importlib.util.find_spec("torch.nn.attention.flex_attention") is not None
     attention = "ft_nb_varlen" if varlen_ready(model) else "flex_attention" if flex else "sdpa"

@@ -54,6 +54,7 @@ class SFTConfig:
     pack_length: int = 4096  # fast path: tokens per packed row (at least max_length); every row this long, so shapes never change
     pack_rows: int = 0  # fast path: packed rows per micro-batch; 0: as many as hold batch_size x max_length tokens; -1: the most the memory estimate fits in free memory
     compile: bool | None = None  # fast path: torch.compile each decoder layer, once per run (train.fast.compiled_layers); None: on a GPU unless gradient_checkpointing or DeepSpeed
+    fast_loss: str = "chunked"  # fast path: the loss; "chunked" (train.fast.chunked_loss), "liger" (Liger's fused kernel, where installed) or "full" (the model's own, full logits)
     shuffle: bool = True  # False: training rows in the data's order (benchmarks, curricula)
     save_every: int = 0  # steps between checkpoints (a multiple of eval_every); 0: none
     keep_last: int = 2  # checkpoints kept (the best one too, when load_best)
@@ -353,7 +354,7 @@ def _fast_parts(model, cfg, deepspeed: bool = False) -> FastParts | None:
     "The fast path's parts if this run takes it (asked for, or packing on a GPU without balance_by, which draws single rows), else None."
     on = cfg.fast if cfg.fast is not None else cfg.packing and model.device.type == "cuda" and not cfg.balance_by
     # compiled layers by default, but not under checkpointing or DeepSpeed (whose ZeRO hooks gather the layers' weights): untried on a GPU, so asked for only
-    return fast_parts(model, compile=False if cfg.compile is None and (cfg.gradient_checkpointing or deepspeed) else cfg.compile) if on else None
+    return fast_parts(model, cfg.fast_loss, compile=False if cfg.compile is None and (cfg.gradient_checkpointing or deepspeed) else cfg.compile) if on else None
 
 def rows_that_fit(model: PreTrainedModel,  # the model with its method applied
                   cfg: SFTConfig,  # the run's config (pack_length, checkpointing, optimizer)
