@@ -97,7 +97,7 @@ def plan_memory(shape: Shape,  # the model (`shape_of` a config, or SHAPES)
                 offload: bool = False,  # optimizer states (and sharded parameters for fsdp/zero3) in CPU memory
                 r: int = 8,  # LoRA rank
                 lora_dropout: bool = True,  # LoRA dropout on (ft_nb's default, 0.05): each adapter keeps its dropped-out input
-                fused_loss: bool = False,  # the loss fused with the output projection (the fast path with Liger): no full-vocabulary logits
+                fused_loss: bool = False,  # the loss computed with the output projection (the fast path's chunked loss, or Liger's): no full-vocabulary logits
                ) -> Plan:
     "Per-GPU memory of training `shape` with `method` under `strategy` on `gpus` GPUs."
     if strategy not in STRATEGY_ORDER: raise ValueError(f"strategy {strategy!r}: expected one of {', '.join(STRATEGY_ORDER)}")

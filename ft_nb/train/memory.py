@@ -41,7 +41,7 @@ def activation_memory(config,  # a Llama-style transformers config
                       tokens: int,  # tokens in one micro-batch (rows x length, or a packed row's length)
                       gradient_checkpointing: bool = False,  # whether activations are recomputed
                       value_bytes: int = 2,  # bytes per activation value (2 in bf16, 4 in fp32)
-                      fused_loss: bool = False,  # the loss is fused with the output projection (Liger): no full-vocabulary logits are kept
+                      fused_loss: bool = False,  # the loss is computed with the output projection (train.fast's chunked loss, or Liger's): no full-vocabulary logits are kept
                      ) -> int:
     "Bytes the forward pass keeps for the backward pass: per layer and token `6h + 2kv + 4i` values (only `h` with checkpointing, plus one layer's worth), and the fp32 logits with their gradient (unless `fused_loss`)."
     c = config
@@ -63,7 +63,7 @@ def estimate_memory(model: torch.nn.Module,  # the model with its method applied
                     gradient_checkpointing: bool = False,  # whether activations are recomputed
                     optim: str = "adamw_torch",  # the optimizer (8-bit ones keep one byte per state)
                     activation_bytes: int | None = None,  # bytes per activation value; None: 2 on a GPU (bf16), 4 on the CPU
-                    fused_loss: bool = False,  # the loss is fused with the output projection (the fast path with Liger): no full logits
+                    fused_loss: bool = False,  # the loss is computed with the output projection (the fast path's chunked loss, or Liger's): no full logits
                    ) -> MemoryEstimate:
     "Estimate the peak memory of training `model` (with its method applied) on batches of `batch_size` x `seq_len` tokens."
     params = {id(p): p for p in model.parameters()}.values()  # tied weights once
