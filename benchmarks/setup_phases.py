@@ -87,7 +87,7 @@ def instrument(arm: str, force_compile: bool | None, loss: str | None, step: boo
     forced = {k: on for k, on in (("compile", force_compile), ("loss", loss)) if on is not None}
     if forced:
         parts = S.fast_parts
-        S.fast_parts = lambda model, loss="chunked", compile=None: dataclasses.replace(parts(model, loss, compile=compile), **forced)
+        S.fast_parts = lambda model, loss="chunked", compile=None: dataclasses.replace(parts(model, loss=loss, compile=compile), **forced)
 
 
 def main(argv=None):

@@ -356,7 +356,7 @@ def _fast_parts(model, cfg, deepspeed: bool = False) -> FastParts | None:
     # compiled layers by default, but not under checkpointing or DeepSpeed (whose ZeRO hooks gather the layers' weights): untried on a GPU, so asked for only
     # and the model's own loss under DeepSpeed: the chunked loss reads lm_head's weight outside lm_head's forward, where ZeRO-3 has not gathered it
     loss = "full" if deepspeed and cfg.fast_loss == "chunked" else cfg.fast_loss
-    return fast_parts(model, loss, compile=False if cfg.compile is None and (cfg.gradient_checkpointing or deepspeed) else cfg.compile) if on else None
+    return fast_parts(model, loss=loss, compile=False if cfg.compile is None and (cfg.gradient_checkpointing or deepspeed) else cfg.compile) if on else None
 
 def rows_that_fit(model: PreTrainedModel,  # the model with its method applied
                   cfg: SFTConfig,  # the run's config (pack_length, checkpointing, optimizer)
