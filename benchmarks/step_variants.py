@@ -23,6 +23,12 @@ Variants (all by default):
                            2026-12-05): under LoRA the first layer then compiles a graph of its own
   ft_nb+cast-inputs        the ft_nb arm with PEFT's copies of each adapter's input to fp32 (as before 2026-12-05;
                            `train.fast.uncast_adapter_inputs` skips them under bf16 autocast)
+  ft_nb+sync-clock         the ft_nb arm with the step clock synchronising the GPU at each step's start and end (as
+                           until 2026-12-06; `train.sft.History` now reads CUDA events)
+  expert+sync-clock        the same for the expert arm (which read each step's loss, so synchronised, until then)
+  ft_nb+nan-check          the ft_nb arm with the Trainer's NaN/inf loss check on the CPU (it synchronises each step;
+                           `FtTrainer` now does it on the GPU)
+  ft_nb+log20              the ft_nb arm logging every 20 steps instead of every step (each log reads the loss)
   ft_nb+early-workers      the ft_nb arm with inductor's compile workers started before the method is applied (as
                            `train_sft` did from 2026-12-05 until the H200 showed it did not pay), not at the first
                            compile, by inductor
@@ -36,7 +42,8 @@ import argparse, contextlib, dataclasses, json, os, statistics, subprocess, sys,
 from pathlib import Path
 
 VARIANTS = ("expert", "expert+liger", "expert+liger+compile", "ft_nb", "ft_nb-compile", "ft_nb+liger", "ft_nb+full-loss", "ft_nb+liger-all", "ft_nb+liger-all-compile", "ft_nb+flex",
-            "ft_nb+two-graphs", "ft_nb+cast-inputs", "ft_nb+early-workers")
+            "ft_nb+two-graphs", "ft_nb+cast-inputs", "ft_nb+early-workers",
+            "ft_nb+sync-clock", "expert+sync-clock", "ft_nb+nan-check", "ft_nb+log20")
 
 
 def child(variant: str, spec_json: str, out: str, t0: str):
@@ -47,6 +54,13 @@ def child(variant: str, spec_json: str, out: str, t0: str):
     import ft_nb.train.sft as S
     from ft_nb.train.fast import compiled_layers
     base_model = B._model
+    if "+sync-clock" in variant:  # the step clock as it was: synchronised at each step's start and end
+        def synced(f):
+            def g(self, *a, **kw):
+                if torch.cuda.is_available(): torch.cuda.synchronize()
+                return f(self, *a, **kw)
+            return g
+        S.History.on_step_begin, S.History.on_step_end = synced(S.History.on_step_begin), synced(S.History.on_step_end)
 
     if variant.startswith("expert"):
         def model_fn(spec, attention):
@@ -73,6 +87,10 @@ def child(variant: str, spec_json: str, out: str, t0: str):
                 maybe_warm_pool()  # what train_sft called here (right before applying the method) when the layers compile
                 return apply_method(*args, **kw)
             S.apply_method = early
+        if "+nan-check" in variant: S.FtTrainer.training_step = lambda self, model, inputs, n=None: self._step(model, inputs, n)
+        if "+log20" in variant:
+            real_args = S.TrainingArguments
+            S.TrainingArguments = lambda **kw: real_args(**{**kw, "logging_steps": 20})
         real = S.fast_parts
         S.fast_parts = lambda model, loss="chunked", compile=None: dataclasses.replace(real(model, variant_loss or loss, compile=compile if compile_on else False), **over)
         if "liger-all" in variant:
@@ -112,11 +130,12 @@ def main():
         r = json.loads(res.read_text()); res.unlink(); log.unlink()
         half, v = len(r["times"]) // 2, v if v not in rows else f"{v}#{sum(k.split('#')[0] == v for k in rows) + 1}"
         step = statistics.median(r["times"][half:])
+        wall = (r["ends"][-1] - r["ends"][half - 1]) / (len(r["ends"]) - half)  # the second half's mean step, from the step ends
         rows[v] = {"steady_step_s": step, "steady_tps": statistics.mean(r["real_tokens"][half:]) / step, "first_pass_s": r["ends"][-1],
-                   "first_step_s": r["times"][0], "times": r["times"], "peak_gib": r["peak_gib"], "losses": r["losses"], "parts": r["parts"],
+                   "first_step_s": r["times"][0], "wall_step_s": wall, "times": r["times"], "peak_gib": r["peak_gib"], "losses": r["losses"], "parts": r["parts"],
                    "attention_calls": r.get("attention_calls"), "imported_s": r.get("imported_s")}
-        print(f"{v:22s} steady {step * 1e3:7.1f} ms/step {rows[v]['steady_tps']:8,.0f} tok/s  first pass {r['ends'][-1]:6.1f} s  "
-              f"first step {r['times'][0]:5.1f} s  before it {r['ends'][0] - r['times'][0]:5.1f} s  peak {r['peak_gib'] or 0:.1f} GiB  loss {r['losses'][0]:.4f} -> {r['losses'][-1]:.4f}  {r.get('attention_calls') or ''}", flush=True)
+        print(f"{v:22s} steady {step * 1e3:7.1f} ms/step (mean {wall * 1e3:6.1f})  {rows[v]['steady_tps']:8,.0f} tok/s  first pass {r['ends'][-1]:6.1f} s  "
+              f"first step {r['times'][0]:5.1f} s  before it {r['ends'][0] - r['times'][0]:5.1f} s  peak {r['peak_gib'] or 0:.1f} GiB  loss {(r['losses'] or [float('nan')])[0]:.4f} -> {(r['losses'] or [float('nan')])[-1]:.4f}  {r.get('attention_calls') or ''}", flush=True)
     (out / f"variants-{spec.model}.json").write_text(json.dumps({"spec": dataclasses.asdict(spec), "variants": rows}, indent=1))
 
 

@@ -121,16 +121,14 @@ def _peft(model, spec):
     torch.manual_seed(spec.seed)
     return get_peft_model(model, LoraConfig(r=LORA["r"], lora_alpha=LORA["alpha"], lora_dropout=0.0, target_modules="all-linear", task_type="CAUSAL_LM"))
 
-def _sync():
-    if torch.cuda.is_available(): torch.cuda.synchronize()
-
 class _Clock(History):
-    "`train.sft.History`'s synchronised step durations, plus the wall time at each step's end since the parent started this process."
-    def __init__(self, t0: float): super().__init__(); self.t0, self.ends = t0, []
-    def on_step_begin(self, args, state, control, **kw):
+    "`train.sft.History`'s step durations (CUDA events on a GPU: the clock makes no arm wait for the GPU), and each step's end since the parent started this process."
+    def __init__(self, t0: float): super().__init__(); self.t0 = t0
+    def on_step_begin(self, args=None, state=None, control=None, **kw):
         _mark("ready"); super().on_step_begin(args, state, control, **kw)
-    def on_step_end(self, args, state, control, **kw):
-        super().on_step_end(args, state, control, **kw); self.ends.append(time.time() - self.t0)
+    def on_step_end(self, args=None, state=None, control=None, **kw): super().on_step_end(args, state, control, **kw)
+    @property
+    def ends(self) -> list[float]: return [e - self.t0 for e in self.step_ends]
 
 # %% ../nbs/37_bench.ipynb #50aec40a
 class _Steps(torch.utils.data.IterableDataset):
@@ -171,19 +169,18 @@ def _expert_arm(spec: BenchSpec, examples: list[dict], steps: list[list[int]], t
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=spec.lr, weight_decay=0.0, fused=cuda)
     sched = get_cosine_schedule_with_warmup(opt, math.ceil(0.1 * len(steps)), len(steps))
-    collate, losses, ends, times = RowCollator(), [], [], []
+    collate, losses, clock = RowCollator(), [], _Clock(t0)
     model.train()
-    _mark("ready")
     for k in range(len(steps)):
-        _sync(); t = time.time()
+        clock.on_step_begin()
         batch = {key: v.to(_device()) for key, v in collate([rows[j] for j in range(k * spec.rows, (k + 1) * spec.rows)]).items() if key != "real_tokens"}
         with torch.autocast(_device(), dtype=torch.bfloat16, enabled=cuda):
             loss = model(**batch).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step(); sched.step(); opt.zero_grad(set_to_none=True)
-        losses.append(loss.item()); _sync(); now = time.time(); times.append(now - t); ends.append(now - t0)
-    return {"losses": losses, "ends": ends, "times": times,
+        losses.append(loss.detach()); clock.on_step_end()  # the losses stay on the GPU until the end: reading one each step would make the loop wait
+    return {"losses": torch.stack(losses).tolist(), "ends": clock.ends, "times": clock.step_times,
             "parts": {"attention": "flex_attention" if cuda else "sdpa", "optim": "adamw fused" if cuda else "adamw", "batches": f"rows of {spec.row_len}"}}
 
 def _ft_nb_arm(spec: BenchSpec, examples: list[dict], steps: list[list[int]], t0: float) -> dict:

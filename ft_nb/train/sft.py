@@ -76,20 +76,44 @@ def sft_config(params: dict,  # a job's parameters (or any dict): the keys that 
     return SFTConfig(**({k: v for k, v in params.items() if k in names} | overrides))
 
 # %% ../../nbs/32_train.sft.ipynb #c75b7d44
+def _gpu_mark() -> torch.cuda.Event:
+    "A timing event, recorded in the current stream now: it takes the GPU's time when the GPU reaches it."
+    e = torch.cuda.Event(enable_timing=True); e.record(); return e
+
 class History(TrainerCallback):
-    "Every logged row of a run as {step, ...}, and the wall time of each optimizer step this process ran."
+    "Every logged row of a run as {step, ...}, and the duration and end of each optimizer step this process ran (on a GPU timed by CUDA events, which never make the CPU wait)."
     def __init__(self):
         self.rows: list[dict] = []  # filled from the Trainer's log history when the run ends
-        self.step_times: list[float] = []  # seconds per optimizer step (synchronised on a GPU)
-        self._t = 0.0
+        self._times, self._ends = [], []  # read so far: seconds per step, and its end (time.time())
+        self._begin, self._pending, self._origin = None, [], None  # on a GPU: this step's start event; (start, end) events not read yet; (an event, its wall time)
 
     def on_step_begin(self, args, state, control, **kw):
-        if torch.cuda.is_available(): torch.cuda.synchronize()
-        self._t = time.perf_counter()
+        if not torch.cuda.is_available(): self._begin = time.perf_counter(); return
+        if self._origin is None:  # once: an event whose wall time is known maps the GPU's clock onto time.time()
+            mark = _gpu_mark(); mark.synchronize(); self._origin = (mark, time.time())
+        self._begin = _gpu_mark()
 
     def on_step_end(self, args, state, control, **kw):
-        if torch.cuda.is_available(): torch.cuda.synchronize()
-        self.step_times.append(time.perf_counter() - self._t)
+        if not torch.cuda.is_available():
+            self._times.append(time.perf_counter() - self._begin); self._ends.append(time.time()); return
+        self._pending.append((self._begin, _gpu_mark()))
+        self._read(wait=False)
+
+    def _read(self, wait: bool):
+        "Turn the events of finished steps (all of them, waiting for the GPU, if `wait`) into durations and ends."
+        while self._pending and (wait or self._pending[0][1].query()):
+            begin, end = self._pending.pop(0); end.synchronize()
+            self._times.append(begin.elapsed_time(end) / 1e3); self._ends.append(self._origin[1] + self._origin[0].elapsed_time(end) / 1e3)
+
+    @property
+    def step_times(self) -> list[float]:
+        "Seconds per optimizer step: on a GPU from the step's start to its end on the GPU's clock (reading them waits for the last)."
+        self._read(wait=True); return self._times
+
+    @property
+    def step_ends(self) -> list[float]:
+        "When each optimizer step ended, as `time.time()` (on a GPU: when the GPU finished its work)."
+        self._read(wait=True); return self._ends
 
     def series(self, key: str,  # e.g. 'loss', 'eval_loss', 'learning_rate'
               ) -> tuple[list[int], list[float]]:
@@ -211,10 +235,10 @@ def balanced_sampler(weights: list[float],  # one weight per training row
     return torch.utils.data.WeightedRandomSampler(weights, num_samples=len(weights), replacement=True, generator=torch.Generator().manual_seed(seed))
 
 class FtTrainer(Trainer):
-    "transformers' Trainer, plus: rows drawn by `balanced_sampler` (given `weights`), rows in order (`shuffle=False`), packed rows' `real_tokens` counted as the tokens seen, and less CPU work between the GPU's steps."
+    "transformers' Trainer, plus: rows drawn by `balanced_sampler` (given `weights`), rows in order (`shuffle=False`), packed rows' `real_tokens` counted as the tokens seen, and less CPU work between the GPU's steps (and fewer waits for it)."
     def __init__(self, *args, weights: list[float] | None = None, shuffle: bool = True, **kw):
         super().__init__(*args, **kw)
-        self.weights, self.shuffle, self._flops_per_token = weights, shuffle, None
+        self.weights, self.shuffle, self._flops_per_token, self._filter_losses = weights, shuffle, None, False
 
     def _get_train_sampler(self, train_dataset=None):
         if self.weights is not None: return balanced_sampler(self.weights, self.args.seed)
@@ -234,6 +258,20 @@ class FtTrainer(Trainer):
         return self._flops_per_token * inputs["input_ids"].numel()
 
     def training_step(self, model, inputs, num_items_in_batch=None):
+        "The Trainer's step, with its NaN/inf loss filter done on the GPU: the Trainer's own asks `isnan(loss) or isinf(loss)` on the CPU, which waits for the GPU every step."
+        loss = self._step(model, inputs, num_items_in_batch)
+        if self.args.logging_nan_inf_filter and torch.is_tensor(getattr(self, "_tr_loss", None)):  # a Trainer that keeps its running loss on itself (transformers 5.1x)
+            self.args.logging_nan_inf_filter, self._filter_losses = False, True  # until `train` returns
+        if self._filter_losses:  # the Trainer's rule: a NaN or inf step adds the mean loss since the last log instead
+            loss = torch.where(loss.isfinite(), loss, self._tr_loss / (1 + self.state.global_step - self._globalstep_last_logged))
+        return loss
+
+    def train(self, *args, **kw):
+        try: return super().train(*args, **kw)
+        finally:
+            if self._filter_losses: self.args.logging_nan_inf_filter, self._filter_losses = True, False
+
+    def _step(self, model, inputs, num_items_in_batch):
         "The Trainer's step, skipping its `model.train()` when the model is already training: that call walks every module (over a thousand with LoRA) each step while the GPU waits."
         if not model.training: return super().training_step(model, inputs, num_items_in_batch)
         model.train = lambda mode=True: model  # shadows the method for this one step
