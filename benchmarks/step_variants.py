@@ -28,6 +28,11 @@ Variants (all by default):
   expert+sync-clock        the same for the expert arm (which read each step's loss, so synchronised, until then)
   ft_nb+nan-check          the ft_nb arm with the Trainer's NaN/inf loss check on the CPU (it synchronises each step;
                            `FtTrainer` now does it on the GPU)
+  ft_nb+asks               the ft_nb arm asking the GPU for each step's example bounds, labelled targets and whether
+                           rows are packed (as until 2026-12-06; now the collator works them out on the CPU)
+  ft_nb+blocking           the ft_nb arm moving each batch to the GPU with blocking copies (which wait for the GPU)
+  ft_nb+sync-clock+nan-check+asks+blocking
+                           all four: the fast path's waits as they were until 2026-12-06
   ft_nb+log20              the ft_nb arm logging every 20 steps instead of every step (each log reads the loss)
   ft_nb+early-workers      the ft_nb arm with inductor's compile workers started before the method is applied (as
                            `train_sft` did from 2026-12-05 until the H200 showed it did not pay), not at the first
@@ -43,7 +48,8 @@ from pathlib import Path
 
 VARIANTS = ("expert", "expert+liger", "expert+liger+compile", "ft_nb", "ft_nb-compile", "ft_nb+liger", "ft_nb+full-loss", "ft_nb+liger-all", "ft_nb+liger-all-compile", "ft_nb+flex",
             "ft_nb+two-graphs", "ft_nb+cast-inputs", "ft_nb+early-workers",
-            "ft_nb+sync-clock", "expert+sync-clock", "ft_nb+nan-check", "ft_nb+log20")
+            "ft_nb+sync-clock", "expert+sync-clock", "ft_nb+nan-check", "ft_nb+asks", "ft_nb+blocking",
+            "ft_nb+sync-clock+nan-check+asks+blocking", "ft_nb+log20")
 
 
 def child(variant: str, spec_json: str, out: str, t0: str):
@@ -88,9 +94,13 @@ def child(variant: str, spec_json: str, out: str, t0: str):
                 return apply_method(*args, **kw)
             S.apply_method = early
         if "+nan-check" in variant: S.FtTrainer.training_step = lambda self, model, inputs, n=None: self._step(model, inputs, n)
-        if "+log20" in variant:
+        over_args = {**({"logging_steps": 20} if "+log20" in variant else {}), **({"accelerator_config": {"non_blocking": False}} if "+blocking" in variant else {})}
+        if over_args:
             real_args = S.TrainingArguments
-            S.TrainingArguments = lambda **kw: real_args(**{**kw, "logging_steps": 20})
+            S.TrainingArguments = lambda **kw: real_args(**{**kw, **over_args})
+        if "+asks" in variant:  # the collator works nothing out; transformers checks the rows for packing on the device
+            S.RowCollator = lambda rows, known=False: F.RowCollator(rows)
+            S.packed_check_skipped = lambda on=True: contextlib.nullcontext()
         real = S.fast_parts
         S.fast_parts = lambda model, loss="chunked", compile=None: dataclasses.replace(real(model, variant_loss or loss, compile=compile if compile_on else False), **over)
         if "liger-all" in variant:

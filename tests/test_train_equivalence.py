@@ -81,6 +81,7 @@ def test_varlen_attention_trains_like_sdpa(data, monkeypatch):
     VARLEN_CALLS.clear()
     varlen, loss_varlen = _train(data, batch_size=4, packing=True, fast=True, pack_length=512)
     assert VARLEN_CALLS["varlen"] > 0 and VARLEN_CALLS["backward"] > 0 and VARLEN_CALLS["sdpa"] == 0
+    assert VARLEN_CALLS["known"] > 0 and VARLEN_CALLS["bounds"] == 0  # every batch's example bounds came from the collator
     _assert_same(sdpa, varlen, atol=5e-5)
     assert loss_sdpa == pytest.approx(loss_varlen, rel=1e-4)
 

@@ -15,6 +15,7 @@ from datasets import Dataset
 from peft.tuners.lora import LoraLayer
 from transformers import AttentionInterface
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
+from transformers import masking_utils
 from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
@@ -23,7 +24,8 @@ from ..data.tokenize import IGNORE_INDEX
 # %% auto #0
 __all__ = ['VARLEN_TYPES', 'VARLEN_CALLS', 'LOSS_TYPES', 'LIGER_TYPES', 'LOSSES', 'LIGER_KERNELS', 'pack_rows', 'packed_dataset',
            'RowCollator', 'doc_bounds', 'varlen_attention', 'varlen_mask', 'varlen_ready', 'linear_cross_entropy',
-           'chunked_loss_ready', 'chunked_loss', 'FastParts', 'fast_parts', 'compiled_layers', 'uncast_adapter_inputs']
+           'chunked_loss_ready', 'chunked_loss', 'known_on_cpu', 'file_known', 'packed_check_skipped', 'FastParts',
+           'fast_parts', 'compiled_layers', 'uncast_adapter_inputs']
 
 # %% ../../nbs/36_train.fast.ipynb #995e1292
 def pack_rows(lengths: list[int],  # tokens of each example, in the data's order
@@ -57,9 +59,10 @@ def packed_dataset(ds: Dataset,  # tokenized examples: input_ids and labels
 
 # %% ../../nbs/36_train.fast.ipynb #65765213
 class RowCollator:
-    "Stacks packed rows into tensors: input_ids, labels, position_ids, and the batch's `real_tokens` (read and removed by `train.sft`'s trainer); given `rows`, a shorter batch is filled up with empty rows."
-    def __init__(self, rows: int = 0):  # rows a batch: a short batch (an epoch's last) gets empty rows, with no real token and no label; 0: as given
-        self.rows = rows
+    "Stacks packed rows into tensors: input_ids, labels, position_ids, and the batch's `real_tokens` (a count, read and removed by `train.sft`'s trainer); given `rows`, a shorter batch is filled up with empty rows."
+    def __init__(self, rows: int = 0,  # rows a batch: a short batch (an epoch's last) gets empty rows, with no real token and no label; 0: as given
+                 known: bool = False):  # add `known_on_cpu` of the batch as "known" (for `file_known`)
+        self.rows, self.known = rows, known
 
     def __call__(self, rows: list[dict]) -> dict:
         if len(rows) < self.rows:
@@ -67,12 +70,12 @@ class RowCollator:
             empty = {"input_ids": [0] * n, "labels": [IGNORE_INDEX] * n, "position_ids": list(range(n)), "real_tokens": 0}
             rows = [*rows, *[empty] * (self.rows - len(rows))]
         t = lambda k: torch.tensor([r[k] for r in rows], dtype=torch.long)
-        return {"input_ids": t("input_ids"), "labels": t("labels"), "position_ids": t("position_ids"),
-                "real_tokens": torch.tensor(sum(r["real_tokens"] for r in rows))}
+        batch = {"input_ids": t("input_ids"), "labels": t("labels"), "position_ids": t("position_ids"), "real_tokens": sum(r["real_tokens"] for r in rows)}
+        return batch | ({"known": known_on_cpu(batch)} if self.known else {})
 
 # %% ../../nbs/36_train.fast.ipynb #5c312ae5
 VARLEN_TYPES = ("llama", "mistral", "qwen2", "qwen3", "phi3", "granite", "olmo2")  # architectures with plain causal attention (Liger's list without Gemma's soft-capping)
-VARLEN_CALLS = collections.Counter()  # in this process: calls of the kernel's operator ("varlen") and its backward ("backward"), calls handed to SDPA ("sdpa"), bounds computed ("bounds")
+VARLEN_CALLS = collections.Counter()  # in this process: calls of the kernel's operator ("varlen") and its backward ("backward"), calls handed to SDPA ("sdpa"), bounds computed here ("bounds"), steps whose bounds and labelled targets the collator worked out ("known")
 
 def doc_bounds(position_ids: torch.Tensor,  # (rows, length): positions that restart at 0 at each example
               ) -> tuple[torch.Tensor, int]:
@@ -83,13 +86,20 @@ def doc_bounds(position_ids: torch.Tensor,  # (rows, length): positions that res
     cu = torch.cat([starts, starts.new_tensor([new.numel()])])
     return cu.to(torch.int32), int(cu.diff().max())
 
-_last_bounds: list = [None, None, None]  # (a weak reference to the position ids of the current step, their version, their doc_bounds)
+_KNOWN: dict = {}  # kind ("bounds", "keep") -> (a weak reference to the step's tensor it was worked out from, that tensor's version, the result)
+
+def _known(kind: str, t: torch.Tensor):
+    "What was worked out from the tensor `t` under `kind`, if `t` is that very tensor and unchanged since (its version counter says so); else None."
+    ref, version, value = _KNOWN.get(kind, (None, None, None))
+    return value if ref is not None and ref() is t and version == t._version else None
+
+def _remember(kind: str, t: torch.Tensor, value):
+    _KNOWN[kind] = (weakref.ref(t), t._version, value); return value
 
 def _bounds(position_ids: torch.Tensor, rows: int):
-    "doc_bounds once a step: every layer, forward and backward, gets the same position ids object (unchanged since: its version counter says so)."
-    ref, version, bounds = _last_bounds
-    if ref is None or ref() is not position_ids or version != position_ids._version:
-        bounds = doc_bounds(position_ids.expand(rows, -1)); _last_bounds[:] = [weakref.ref(position_ids), position_ids._version, bounds]; VARLEN_CALLS["bounds"] += 1
+    "doc_bounds once a step: every layer, forward and backward, gets the same position ids object; none at all when the collator worked them out (`known_on_cpu`)."
+    if (bounds := _known("bounds", position_ids)) is None:
+        VARLEN_CALLS["bounds"] += 1; bounds = _remember("bounds", position_ids, doc_bounds(position_ids.expand(rows, -1)))
     return bounds
 
 # %% ../../nbs/36_train.fast.ipynb #30a4078a
@@ -226,6 +236,10 @@ class _LinearCrossEntropy(torch.autograd.Function):
         grad_h, *grad_w = ctx.saved_tensors
         return grad_h * grad_loss, grad_w[0] * grad_loss if grad_w else None, None, None, None
 
+def _targets(labels: torch.Tensor) -> torch.Tensor:
+    "Each position's target, flattened: position i predicts labels[i + 1] (IGNORE_INDEX at each row's end)."
+    return F.pad(labels, (0, 1), value=IGNORE_INDEX)[..., 1:].reshape(-1)
+
 def linear_cross_entropy(hidden: torch.Tensor,  # (..., hidden): the model's last hidden states
                          weight: torch.Tensor,  # (vocab, hidden): the output projection's weight
                          labels: torch.Tensor,  # (...): token ids, IGNORE_INDEX where no loss; position i predicts labels[i + 1]
@@ -233,8 +247,9 @@ def linear_cross_entropy(hidden: torch.Tensor,  # (..., hidden): the model's las
                          chunk: int | None = None,  # tokens a chunk; None: `_chunk_tokens`
                         ) -> torch.Tensor:
     "transformers' causal LM loss (`ForCausalLMLoss`) of the logits `hidden @ weight.T`, computed a chunk of labelled tokens at a time: the full logits never exist."
-    targets = F.pad(labels, (0, 1), value=IGNORE_INDEX)[..., 1:].reshape(-1)
-    keep = (targets != IGNORE_INDEX).nonzero().squeeze(1)
+    targets = _targets(labels)
+    keep = _known("keep", labels)  # the collator's (`known_on_cpu`), else asked of the device here
+    if keep is None: keep = (targets != IGNORE_INDEX).nonzero().squeeze(1)
     h, t = hidden.reshape(-1, hidden.shape[-1]).index_select(0, keep), targets.index_select(0, keep)
     dev = hidden.device.type
     if torch.is_autocast_enabled(dev): dtype = torch.get_autocast_dtype(dev)  # the product in autocast's dtype, as lm_head's would be
@@ -281,6 +296,34 @@ def chunked_loss(model: torch.nn.Module,  # a causal LM, or a PEFT model around 
     try: yield lm
     finally:
         if lm is not None: del lm.forward
+
+# %% ../../nbs/36_train.fast.ipynb #7d41c2e8
+def known_on_cpu(batch: dict,  # a batch on the CPU: position_ids and labels
+                ) -> dict:
+    "What the fast path would otherwise ask the device mid-step, worked out on the CPU: the examples' bounds (`doc_bounds`) and where the targets that carry a label are."
+    return {"bounds": doc_bounds(batch["position_ids"]), "keep": (_targets(batch["labels"]) != IGNORE_INDEX).nonzero().squeeze(1)}
+
+def file_known(batch: dict,  # the batch as the model gets it (on its device)
+               known: dict,  # `known_on_cpu` of it (already on the device, or moved there now)
+              ) -> None:
+    "Files `known` under the batch's position ids and labels, where `ft_nb_varlen` and `linear_cross_entropy` look first."
+    dev = batch["labels"].device
+    (cu, longest), keep = known["bounds"], known["keep"]
+    _remember("bounds", batch["position_ids"], (cu.to(dev, non_blocking=True), longest))
+    _remember("keep", batch["labels"], keep.to(dev, non_blocking=True))
+    VARLEN_CALLS["known"] += 1
+
+def _packed_ids(position_ids: torch.Tensor) -> torch.Tensor:
+    "Which example of its row each token is in (0, 1, ...): transformers' `find_packed_sequence_indices` without its check."
+    return (torch.diff(position_ids, prepend=position_ids[:, :1] - 1, dim=-1) != 1).cumsum(-1)
+
+@contextlib.contextmanager
+def packed_check_skipped(on: bool = True):  # False: a no-op, so callers need no branch
+    "Within the block, transformers' mask preparation does not ask the device whether rows hold one example each."
+    real = masking_utils.find_packed_sequence_indices
+    if on: masking_utils.find_packed_sequence_indices = _packed_ids
+    try: yield
+    finally: masking_utils.find_packed_sequence_indices = real
 
 # %% ../../nbs/36_train.fast.ipynb #ddef6def
 LIGER_TYPES = ("llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "phi3", "granite", "olmo2")  # architectures whose kernels Liger patches (a subset of its list)

@@ -24,7 +24,8 @@ from ..data.records import write_jsonl
 from ..data.tokenize import IGNORE_INDEX, collator, tokenize_dataset
 from ..methods.core import apply_method, count_parameters, get_method
 from .checkpoints import MarkComplete, last_complete_checkpoint
-from .fast import FastParts, RowCollator, chunked_loss, chunked_loss_ready, compiled_layers, fast_parts, packed_dataset, uncast_adapter_inputs
+from .fast import (FastParts, RowCollator, chunked_loss, chunked_loss_ready, compiled_layers, fast_parts, file_known, packed_check_skipped,
+                              packed_dataset, uncast_adapter_inputs)
 from .memory import MemoryEstimate, estimate_memory
 from .packing import packing_collator, packing_context
 
@@ -248,8 +249,8 @@ class FtTrainer(Trainer):
     def _track_num_input_tokens(self, inputs):
         "Tokens seen: a packed batch's `real_tokens` (its padding tail left out; a count on the CPU, gathered only across processes), else the Trainer's own count."
         if "real_tokens" not in inputs: return super()._track_num_input_tokens(inputs)
-        n = inputs["real_tokens"].reshape(1)
-        self.state.num_input_tokens_seen += int(n if self.accelerator.num_processes == 1 else self.accelerator.gather(n.to(self.args.device)).sum())
+        n = int(inputs["real_tokens"])
+        self.state.num_input_tokens_seen += n if self.accelerator.num_processes == 1 else int(self.accelerator.gather(torch.tensor([n], device=self.args.device)).sum())
 
     def floating_point_ops(self, inputs):
         "The Trainer's FLOP count (6 x input tokens x parameters), with the parameters counted once: the Trainer counts them every step, walking every module."
@@ -279,7 +280,10 @@ class FtTrainer(Trainer):
         finally: del model.train
 
     def _prepare_inputs(self, inputs):
-        return super()._prepare_inputs({k: v for k, v in inputs.items() if k != "real_tokens"})  # a count, not a model input
+        "The model's inputs on its device, without the batch's count (`real_tokens`); what the collator worked out on the CPU (`known`) filed under them (`train.fast.file_known`)."
+        prepared = super()._prepare_inputs({k: v for k, v in inputs.items() if k not in ("real_tokens", "known")})
+        if "known" in inputs: file_known(prepared, inputs["known"])
+        return prepared
 
 # %% ../../nbs/32_train.sft.ipynb #256ca77b
 def _clock(s: float) -> str: return f"{int(s // 60)}:{int(s % 60):02d}"
@@ -373,7 +377,7 @@ def train_sft(model: PreTrainedModel,  # the base model
     print(estimate)
     with (tempfile.TemporaryDirectory(prefix="ft_nb-") as scratch, packing_context(model) if cfg.packing or fast else contextlib.nullcontext(),
           compiled_layers(model, bool(fast and fast.compile)), uncast_adapter_inputs(model, bool(fast) and _bf16(model)),
-          chunked_loss(model, bool(fast and fast.loss == "chunked"))):
+          chunked_loss(model, bool(fast and fast.loss == "chunked")), packed_check_skipped(bool(fast))):
         trial = trial_callbacks()  # reporting to a search's trial, when this run is one
         history, trainer, last, seconds = _run_trainer(model, tok, train, val, method, cfg, seed, output_dir or scratch, [*(callbacks or []), *trial], trainer_args, fast)
     model.eval()
@@ -483,7 +487,7 @@ def _run_trainer(model, tok, train, val, method, cfg, seed, output_dir, callback
         save_strategy="steps" if save else "no", save_steps=cfg.save_every or None, save_total_limit=cfg.keep_last,
         load_best_model_at_end=best, metric_for_best_model="eval_loss" if best else None, greater_is_better=False if best else None,
         seed=seed, data_seed=seed, bf16=_bf16(model), use_cpu=not cuda and model.device.type == "cpu",
-        dataloader_num_workers=0, remove_unused_columns=False, label_names=["labels"], disable_tqdm=False, **(trainer_args or {}))
+        dataloader_num_workers=0, accelerator_config={"non_blocking": bool(fast) and cuda}, remove_unused_columns=False, label_names=["labels"], disable_tqdm=False, **(trainer_args or {}))
     if args.n_gpu > 1:  # one process that sees several GPUs: the Trainer would wrap the model in nn.DataParallel, which fails on packed rows
         print(f"this process sees {args.n_gpu} GPUs and trains on the model's alone; to train on all of them: ft_nb run train --gpus {args.n_gpu}")
         args._n_gpu = 1  # what the Trainer itself does for a model split across GPUs
@@ -493,7 +497,7 @@ def _run_trainer(model, tok, train, val, method, cfg, seed, output_dir, callback
         balance = {"weights": sampling_weights([{cfg.balance_by: v} for v in train[cfg.balance_by]], cfg.balance_by)} if cfg.balance_by else {}
         trainer = FtTrainer(model=model, args=args, train_dataset=train.select_columns(keep), **balance, shuffle=cfg.shuffle,
                           eval_dataset=val.select_columns(keep) if has_val else None,
-                          data_collator=RowCollator(batch) if fast else packing_collator() if cfg.packing else collator(tok),
+                          data_collator=RowCollator(batch, known=True) if fast else packing_collator() if cfg.packing else collator(tok),
                           callbacks=[history, counts, MarkComplete(), *progress_callbacks(), *(callbacks or [])])
         if cfg.early_stopping_patience: trainer.add_callback(EarlyStoppingCallback(cfg.early_stopping_patience))
         t0 = time.perf_counter()
