@@ -87,15 +87,17 @@ class History(TrainerCallback):
         self.rows: list[dict] = []  # filled from the Trainer's log history when the run ends
         self._times, self._ends = [], []  # read so far: seconds per step, and its end (time.time())
         self._begin, self._pending, self._origin = None, [], None  # on a GPU: this step's start event; (start, end) events not read yet; (an event, its wall time)
+        self._cuda = None  # whether the run trains on a GPU (known at its first step)
 
     def on_step_begin(self, args, state, control, **kw):
-        if not torch.cuda.is_available(): self._begin = time.perf_counter(); return
+        if self._cuda is None: self._cuda = torch.cuda.is_available() and getattr(getattr(args, "device", None), "type", "cuda") == "cuda"
+        if not self._cuda: self._begin = time.perf_counter(); return
         if self._origin is None:  # once: an event whose wall time is known maps the GPU's clock onto time.time()
             mark = _gpu_mark(); mark.synchronize(); self._origin = (mark, time.time())
         self._begin = _gpu_mark()
 
     def on_step_end(self, args, state, control, **kw):
-        if not torch.cuda.is_available():
+        if not self._cuda:
             self._times.append(time.perf_counter() - self._begin); self._ends.append(time.time()); return
         self._pending.append((self._begin, _gpu_mark()))
         self._read(wait=False)
