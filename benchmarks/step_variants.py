@@ -34,6 +34,8 @@ Variants (all by default):
   ft_nb+sync-clock+nan-check+asks+blocking
                            all four: the fast path's waits as they were until 2026-12-06
   ft_nb+log20              the ft_nb arm logging every 20 steps instead of every step (each log reads the loss)
+  ft_nb+no-pw-autotune     the ft_nb arm with inductor's pointwise kernels not autotuned (one launch configuration
+                           each, no timing of candidates at their first call)
   ft_nb+early-workers      the ft_nb arm with inductor's compile workers started before the method is applied (as
                            `train_sft` did from 2026-12-05 until the H200 showed it did not pay), not at the first
                            compile, by inductor
@@ -49,7 +51,7 @@ from pathlib import Path
 VARIANTS = ("expert", "expert+liger", "expert+liger+compile", "ft_nb", "ft_nb-compile", "ft_nb+liger", "ft_nb+full-loss", "ft_nb+liger-all", "ft_nb+liger-all-compile", "ft_nb+flex",
             "ft_nb+two-graphs", "ft_nb+cast-inputs", "ft_nb+early-workers",
             "ft_nb+sync-clock", "expert+sync-clock", "ft_nb+nan-check", "ft_nb+asks", "ft_nb+blocking",
-            "ft_nb+sync-clock+nan-check+asks+blocking", "ft_nb+log20")
+            "ft_nb+sync-clock+nan-check+asks+blocking", "ft_nb+log20", "ft_nb+no-pw-autotune")
 
 
 def child(variant: str, spec_json: str, out: str, t0: str):
@@ -93,6 +95,9 @@ def child(variant: str, spec_json: str, out: str, t0: str):
                 maybe_warm_pool()  # what train_sft called here (right before applying the method) when the layers compile
                 return apply_method(*args, **kw)
             S.apply_method = early
+        if "+no-pw-autotune" in variant:
+            import torch._inductor.config as inductor_config
+            inductor_config.triton.autotune_pointwise = False
         if "+nan-check" in variant: S.FtTrainer.training_step = lambda self, model, inputs, n=None: self._step(model, inputs, n)
         over_args = {**({"logging_steps": 20} if "+log20" in variant else {}), **({"accelerator_config": {"non_blocking": False}} if "+blocking" in variant else {})}
         if over_args:
@@ -109,6 +114,8 @@ def child(variant: str, spec_json: str, out: str, t0: str):
         fn = B.ARM_FNS["ft_nb"]
     B.ARM_FNS[variant] = fn
     B.worker([variant, spec_json, out, t0])
+    if "torch._dynamo" in sys.modules:  # where the compiler's time went (Dynamo, AOTAutograd, Inductor; seconds per phase)
+        Path(out).with_suffix(".compile.txt").write_text(str(sys.modules["torch._dynamo"].utils.compile_times(repr="str", aggregate=True)))
 
 
 def main():
