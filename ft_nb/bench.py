@@ -25,8 +25,8 @@ from .train.sft import History, SFTConfig, train_sft
 
 # %% auto #0
 __all__ = ['VOCAB', 'MODELS', 'PEAK_FLOPS', 'ARMS', 'QUICK', 'LORA', 'ARM_FNS', 'BenchSpec', 'bench_examples', 'plan_steps',
-           'step_flops', 'peak_flops', 'worker', 'run_arm', 'arm_figures', 'loss_gaps', 'bench', 'write_bench',
-           'bench_table', 'plot_bench', 'edge_lengths', 'nf4_random_model', 'qlora_step']
+           'step_flops', 'peak_flops', 'worker', 'run_arm', 'arm_figures', 'loss_gaps', 'bench', 'summarise_runs',
+           'write_bench', 'bench_table', 'plot_bench', 'edge_lengths', 'nf4_random_model', 'qlora_step']
 
 # %% ../nbs/37_bench.ipynb #5cd1b1b7
 VOCAB = 49152  # the embedded tokenizer's vocabulary
@@ -281,13 +281,18 @@ def bench(spec: BenchSpec = QUICK,  # the configuration
             runs[a].append(res)
     return write_bench(runs, folder)
 
+def summarise_runs(runs: dict[str, list[dict]],  # arm -> its runs (worker results), all of one spec
+                  ) -> dict:
+    "The runs of one spec summarised: the spec, device and torch of the first run, each arm's figures (`arm_figures`), the loss gaps."
+    first = next(iter(runs.values()))[0]
+    return {"spec": first["spec"], "device": first["device"], "torch": first["torch"],
+            "arms": {a: arm_figures(rs, peak_flops(first["device"])) for a, rs in runs.items()}, "loss_gaps": loss_gaps(runs)}
+
 def write_bench(runs: dict[str, list[dict]],  # arm -> its runs (worker results), all of one spec
                 folder: Path | str,  # where bench.json, bench.md and bench.png go
                ) -> dict:
     "Summarise the runs of one spec (from one `bench` call or several merged) and write them; returns the summary."
-    folder, first = Path(folder), next(iter(runs.values()))[0]
-    summary = {"spec": first["spec"], "device": first["device"], "torch": first["torch"],
-               "arms": {a: arm_figures(rs, peak_flops(first["device"])) for a, rs in runs.items()}, "loss_gaps": loss_gaps(runs)}
+    folder, summary = Path(folder), summarise_runs(runs)
     with atomic_path(folder / "bench.json", suffix=".json") as tmp: tmp.write_text(json.dumps({"summary": summary, "runs": runs}, indent=1))
     with atomic_path(folder / "bench.md", suffix=".md") as tmp: tmp.write_text(bench_table([summary]))
     ax = plot_bench([summary])
