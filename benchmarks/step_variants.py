@@ -36,6 +36,10 @@ Variants (all by default):
   ft_nb+log20              the ft_nb arm logging every 20 steps instead of every step (each log reads the loss)
   ft_nb+no-pw-autotune     the ft_nb arm with inductor's pointwise kernels not autotuned (one launch configuration
                            each, no timing of candidates at their first call)
+  ft_nb+fork-workers       the ft_nb arm with inductor's compile workers forked from the training process rather than
+                           started as fresh Python processes (TORCHINDUCTOR_WORKER_START=fork)
+  ft_nb+one-thread         the ft_nb arm compiling its kernels in the training process, one at a time, no workers
+                           (TORCHINDUCTOR_COMPILE_THREADS=1)
   ft_nb+early-workers      the ft_nb arm with inductor's compile workers started before the method is applied (as
                            `train_sft` did from 2026-12-05 until the H200 showed it did not pay), not at the first
                            compile, by inductor
@@ -51,7 +55,9 @@ from pathlib import Path
 VARIANTS = ("expert", "expert+liger", "expert+liger+compile", "ft_nb", "ft_nb-compile", "ft_nb+liger", "ft_nb+full-loss", "ft_nb+liger-all", "ft_nb+liger-all-compile", "ft_nb+flex",
             "ft_nb+two-graphs", "ft_nb+cast-inputs", "ft_nb+early-workers",
             "ft_nb+sync-clock", "expert+sync-clock", "ft_nb+nan-check", "ft_nb+asks", "ft_nb+blocking",
-            "ft_nb+sync-clock+nan-check+asks+blocking", "ft_nb+log20", "ft_nb+no-pw-autotune")
+            "ft_nb+sync-clock+nan-check+asks+blocking", "ft_nb+log20", "ft_nb+no-pw-autotune",
+            "ft_nb+fork-workers", "ft_nb+one-thread")
+VARIANT_ENV = {"+fork-workers": {"TORCHINDUCTOR_WORKER_START": "fork"}, "+one-thread": {"TORCHINDUCTOR_COMPILE_THREADS": "1"}}  # read when inductor is imported: set for the child
 
 
 def child(variant: str, spec_json: str, out: str, t0: str):
@@ -138,7 +144,7 @@ def main():
         res, log = out / f"{v}-{spec.model}.json", out / f"{v}-{spec.model}.log"
         with tempfile.TemporaryDirectory() as cache, open(log, "w") as f:
             env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": f"{cache}/inductor", "TRITON_CACHE_DIR": f"{cache}/triton",
-                   **({"STEP_VARIANTS_CPU_COMPILE": "1"} if a.quick else {})}
+                   **({"STEP_VARIANTS_CPU_COMPILE": "1"} if a.quick else {}), **{k: x for part, e in VARIANT_ENV.items() if part in v for k, x in e.items()}}
             t0 = time.time()
             p = subprocess.run([sys.executable, __file__, "--child", v, json.dumps(dataclasses.asdict(spec)), str(res), repr(t0), "--out", a.out],
                                stdout=f, stderr=subprocess.STDOUT, env=env)
