@@ -120,8 +120,9 @@ def child(variant: str, spec_json: str, out: str, t0: str):
         fn = B.ARM_FNS["ft_nb"]
     B.ARM_FNS[variant] = fn
     B.worker([variant, spec_json, out, t0])
-    if "torch._dynamo" in sys.modules:  # where the compiler's time went (Dynamo, AOTAutograd, Inductor; seconds per phase)
-        Path(out).with_suffix(".compile.txt").write_text(str(sys.modules["torch._dynamo"].utils.compile_times(repr="str", aggregate=True)))
+    utils = sys.modules["torch._dynamo"].utils if "torch._dynamo" in sys.modules else None
+    if utils and utils.compile_times(repr="csv", aggregate=True)[0]:  # something compiled: where the compiler's time went (Dynamo, AOTAutograd, Inductor; seconds per phase)
+        Path(out).with_suffix(".compile.txt").write_text(str(utils.compile_times(repr="str", aggregate=True)))
 
 
 def main():
