@@ -40,6 +40,12 @@ Variants (all by default):
                            started as fresh Python processes (TORCHINDUCTOR_WORKER_START=fork)
   ft_nb+one-thread         the ft_nb arm compiling its kernels in the training process, one at a time, no workers
                            (TORCHINDUCTOR_COMPILE_THREADS=1)
+  ft_nb+cudagraphs         the ft_nb arm with its compiled layers replayed as CUDA graphs (inductor's cudagraph trees, what
+                           mode="reduce-overhead" turns on): each batch carries its examples' bounds as a tensor of one
+                           fixed size (`cu_seq_lens_q`, filled up with empty examples; CUDAGRAPH_DOCS a row) and the row's
+                           length as the longest (`max_length_q`), so no step changes a graph's inputs' shapes, and the
+                           attention reads them from there (a variable-length operator of this script's) instead of
+                           looking them up in Python, which a replayed graph would skip
   ft_nb+early-workers      the ft_nb arm with inductor's compile workers started before the method is applied (as
                            `train_sft` did from 2026-12-05 until the H200 showed it did not pay), not at the first
                            compile, by inductor
@@ -56,8 +62,69 @@ VARIANTS = ("expert", "expert+liger", "expert+liger+compile", "ft_nb", "ft_nb-co
             "ft_nb+two-graphs", "ft_nb+cast-inputs", "ft_nb+early-workers",
             "ft_nb+sync-clock", "expert+sync-clock", "ft_nb+nan-check", "ft_nb+asks", "ft_nb+blocking",
             "ft_nb+sync-clock+nan-check+asks+blocking", "ft_nb+log20", "ft_nb+no-pw-autotune",
-            "ft_nb+fork-workers", "ft_nb+one-thread")
+            "ft_nb+fork-workers", "ft_nb+one-thread", "ft_nb+cudagraphs")
+CUDAGRAPH_DOCS = 64  # ft_nb+cudagraphs: examples a row may hold (the bounds' fixed size is this times the rows, plus one)
 VARIANT_ENV = {"+fork-workers": {"TORCHINDUCTOR_WORKER_START": "fork"}, "+one-thread": {"TORCHINDUCTOR_COMPILE_THREADS": "1"}}  # read when inductor is imported: set for the child
+
+
+def bounds_as_inputs(F, S):
+    "ft_nb+cudagraphs: batches carry their examples' bounds at one fixed size, and `ft_nb_varlen` reads them from the batch."
+    import torch
+    from transformers import AttentionInterface
+
+    @torch.library.custom_op("ft_nb_variants::varlen", mutates_args=())
+    def varlen(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, cu: torch.Tensor, longest: int, scale: float) -> tuple[torch.Tensor, torch.Tensor]:
+        b, h, t, d = query.shape
+        q, k, v = map(F._rows, (query, key, value))
+        if q.is_cuda: out, lse = torch.ops.aten._flash_attention_forward(q, k, v, cu, cu, longest, longest, 0.0, True, False, scale=scale)[:2]
+        else: out, lse = F._examples_one_by_one(q, k, v, torch.unique_consecutive(cu), scale), q.new_zeros(h, b * t, dtype=torch.float32)
+        return out.view(b, t, h, d), lse
+
+    @varlen.register_fake
+    def _(query, key, value, cu, longest, scale):
+        b, h, t, d = query.shape
+        return query.new_empty(b, t, h, d), query.new_empty(h, b * t, dtype=torch.float32)
+
+    @torch.library.custom_op("ft_nb_variants::varlen_backward", mutates_args=())
+    def varlen_backward(grad: torch.Tensor, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, cu: torch.Tensor, out: torch.Tensor,
+                        lse: torch.Tensor, longest: int, scale: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        b, h, t, d = query.shape
+        q, k, v = map(F._rows, (query, key, value))
+        o, g = out.reshape(b * t, h, d), grad.contiguous().view(b * t, h, d)
+        if q.is_cuda:
+            grads = torch.ops.aten._flash_attention_backward(g, q, k, v, o, lse, cu, cu, longest, longest, 0.0, True,
+                                                             torch.zeros(2, dtype=torch.uint64, device=q.device), torch.empty(0, device=q.device), scale=scale)
+        else: grads = F._example_grads(g, q, k, v, o, torch.unique_consecutive(cu), scale)
+        return tuple(x.view(b, t, x.shape[1], d).transpose(1, 2) for x in grads)
+
+    @varlen_backward.register_fake
+    def _(grad, query, key, value, cu, out, lse, longest, scale):
+        return tuple(x.new_empty(x.shape[0], x.shape[2], x.shape[1], x.shape[3]).transpose(1, 2) for x in (query, key, value))
+
+    def save(ctx, inputs, output):
+        ctx.save_for_backward(*inputs[:4], *output); ctx.longest, ctx.scale = inputs[4], inputs[5]
+    def grads(ctx, grad, grad_lse):
+        q, k, v, cu, out, lse = ctx.saved_tensors
+        return (*torch.ops.ft_nb_variants.varlen_backward(grad, q, k, v, cu, out, lse, ctx.longest, ctx.scale), None, None, None)
+    varlen.register_autograd(grads, setup_context=save)
+
+    def attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, position_ids=None, **kw):
+        cu, longest = kw.pop("cu_seq_lens_q", None), kw.pop("max_length_q", None)
+        kw.pop("cu_seq_lens_k", None); kw.pop("max_length_k", None)
+        if cu is None or attention_mask is not None or key.shape[2] != query.shape[2]:
+            return F.varlen_attention(module, query, key, value, attention_mask, scaling, dropout, position_ids, **kw)
+        return torch.ops.ft_nb_variants.varlen(query, key, value, cu, longest, float(query.shape[-1] ** -0.5 if scaling is None else scaling))[0], None
+    AttentionInterface.register("ft_nb_varlen", attention)
+
+    class Collator(F.RowCollator):
+        def __call__(self, rows):
+            batch = super().__call__(rows)
+            cu, _ = F.doc_bounds(batch["position_ids"])
+            size = CUDAGRAPH_DOCS * batch["position_ids"].shape[0] + 1
+            if len(cu) > size: raise ValueError(f"ft_nb+cudagraphs: a batch of {len(cu) - 1} examples, more than {size - 1}")
+            cu = torch.cat([cu, cu.new_full((size - len(cu),), int(cu[-1]))])  # empty examples at the end
+            return batch | {"cu_seq_lens_q": cu, "max_length_q": batch["position_ids"].shape[1]}
+    S.RowCollator = Collator
 
 
 def child(variant: str, spec_json: str, out: str, t0: str):
@@ -101,6 +168,10 @@ def child(variant: str, spec_json: str, out: str, t0: str):
                 maybe_warm_pool()  # what train_sft called here (right before applying the method) when the layers compile
                 return apply_method(*args, **kw)
             S.apply_method = early
+        if "+cudagraphs" in variant:
+            import torch._inductor.config as inductor_config
+            inductor_config.triton.cudagraphs = True  # what mode="reduce-overhead" sets, for every layer compile.compile() makes
+            bounds_as_inputs(F, S)
         if "+no-pw-autotune" in variant:
             import torch._inductor.config as inductor_config
             inductor_config.triton.autotune_pointwise = False
@@ -122,7 +193,8 @@ def child(variant: str, spec_json: str, out: str, t0: str):
     B.worker([variant, spec_json, out, t0])
     utils = sys.modules["torch._dynamo"].utils if "torch._dynamo" in sys.modules else None
     if utils and utils.compile_times(repr="csv", aggregate=True)[0]:  # something compiled: where the compiler's time went (Dynamo, AOTAutograd, Inductor; seconds per phase)
-        Path(out).with_suffix(".compile.txt").write_text(str(utils.compile_times(repr="str", aggregate=True)))
+        counters = {k: dict(v) for k, v in utils.counters.items() if k in ("inductor", "stats", "graph_break") and v}  # cudagraph skips among them
+        Path(out).with_suffix(".compile.txt").write_text(str(utils.compile_times(repr="str", aggregate=True)) + "\n\ncounters: " + json.dumps(counters, default=str))
 
 
 def main():
