@@ -46,6 +46,8 @@ Variants (all by default):
                            length as the longest (`max_length_q`), so no step changes a graph's inputs' shapes, and the
                            attention reads them from there (a variable-length operator of this script's) instead of
                            looking them up in Python, which a replayed graph would skip
+  ft_nb+fixed-bounds       the ft_nb+cudagraphs variant's bounds (one fixed size, read from the batch) without the CUDA
+                           graphs: what the fixed size costs the attention by itself
   ft_nb+early-workers      the ft_nb arm with inductor's compile workers started before the method is applied (as
                            `train_sft` did from 2026-12-05 until the H200 showed it did not pay), not at the first
                            compile, by inductor
@@ -62,7 +64,7 @@ VARIANTS = ("expert", "expert+liger", "expert+liger+compile", "ft_nb", "ft_nb-co
             "ft_nb+two-graphs", "ft_nb+cast-inputs", "ft_nb+early-workers",
             "ft_nb+sync-clock", "expert+sync-clock", "ft_nb+nan-check", "ft_nb+asks", "ft_nb+blocking",
             "ft_nb+sync-clock+nan-check+asks+blocking", "ft_nb+log20", "ft_nb+no-pw-autotune",
-            "ft_nb+fork-workers", "ft_nb+one-thread", "ft_nb+cudagraphs")
+            "ft_nb+fork-workers", "ft_nb+one-thread", "ft_nb+cudagraphs", "ft_nb+fixed-bounds")
 CUDAGRAPH_DOCS = 64  # ft_nb+cudagraphs: examples a row may hold (the bounds' fixed size is this times the rows, plus one)
 VARIANT_ENV = {"+fork-workers": {"TORCHINDUCTOR_WORKER_START": "fork"}, "+one-thread": {"TORCHINDUCTOR_COMPILE_THREADS": "1"}}  # read when inductor is imported: set for the child
 
@@ -171,7 +173,7 @@ def child(variant: str, spec_json: str, out: str, t0: str):
         if "+cudagraphs" in variant:
             import torch._inductor.config as inductor_config
             inductor_config.triton.cudagraphs = True  # what mode="reduce-overhead" sets, for every layer compile.compile() makes
-            bounds_as_inputs(F, S)
+        if "+cudagraphs" in variant or "+fixed-bounds" in variant: bounds_as_inputs(F, S)
         if "+no-pw-autotune" in variant:
             import torch._inductor.config as inductor_config
             inductor_config.triton.autotune_pointwise = False
