@@ -2,6 +2,7 @@
 written as soon as it ends, no new job started after --budget seconds.
 
     python benchmarks/gpu_bench.py --out OUT bench:1b:200:3 bench:8b:60:1 qlora:70b edge:8b
+    python benchmarks/gpu_bench.py --out OUT edge:8b:20480,24576,28672:ft_nb,tutorial,expert   # a finer grid past 16,384
     python benchmarks/gpu_bench.py --out OUT --rows 4 bench:1b:200:3    # the issue's ~15k tokens a step
     FT_NB_BENCH_PROFILE=60 python benchmarks/gpu_bench.py --out OUT bench:8b:200:1:expert,ft_nb   # each run's JSON keeps
                            the 60 costliest calls (cumulative) of its setup, from the imports to the first step
@@ -10,7 +11,8 @@ bench:MODEL:STEPS:REPEATS[:ARM,ARM[:ONCE,ONCE]]  the arms side by side (LoRA, ro
                            named; the ONCE arms in the first round only
 ckpt:MODEL:STEPS           the ft_nb arm alone with gradient checkpointing (the memory estimate against the peak)
 qlora:MODEL                one QLoRA step on a model created directly in 4-bit, layer by layer
-edge:MODEL                 the longest single sequence each arm trains at
+edge:MODEL[:LEN,LEN[:ARM,ARM[:ckpt]]]  the longest single sequence each arm trains at (of the lengths given, tried in
+                           order until one fails; ckpt: the ft_nb arm with gradient checkpointing)
 """
 import argparse, json, sys, time
 from pathlib import Path
@@ -46,8 +48,12 @@ def main():
                 r = qlora_step(MODELS[args[0]])
                 (out / f"qlora-{args[0]}.json").write_text(json.dumps(r, indent=1)); print(r, flush=True)
             elif kind == "edge":
-                r = edge_lengths(args[0], folder=out / f"edge-{args[0]}")
-                (out / f"edge-{args[0]}.json").write_text(json.dumps(r, indent=1)); print(r, flush=True)
+                lengths = tuple(map(int, args[1].split(","))) if len(args) > 1 and args[1] else (16384, 32768, 65536, 131072)
+                arms = tuple(args[2].split(",")) if len(args) > 2 and args[2] else ARMS
+                ckpt = len(args) > 3 and args[3] == "ckpt"
+                name = f"edge-{args[0]}{'-ckpt' if ckpt else ''}{a.tag}"
+                r = edge_lengths(args[0], arms, lengths, folder=out / name, checkpointing=ckpt)
+                (out / f"{name}.json").write_text(json.dumps(r, indent=1)); print(json.dumps(r), flush=True)
         except Exception as e:
             print(f"FAILED {job}: {type(e).__name__}: {str(e)[-3000:]}", flush=True)
     print(f"done in {time.time() - t0:.0f} s", flush=True)

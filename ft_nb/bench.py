@@ -337,21 +337,31 @@ def plot_bench(summaries: list[dict],  # `write_bench` summaries, one per config
     return ax
 
 # %% ../nbs/37_bench.ipynb #234da522
+def _failure(log_tail: str) -> str:
+    "What stopped a run, from its log's tail: out of memory (with torch's own sentence saying how much) or the last lines."
+    for line in log_tail.splitlines():
+        if "OutOfMemoryError" in line or "CUDA out of memory" in line: return "out of memory: " + line.split("memory.", 1)[-1].split(" Including")[0].strip()
+    return log_tail[-300:]
+
 def edge_lengths(model: str = "8b",  # a MODELS key
                  arms: tuple[str, ...] = ARMS,  # which arms
                  lengths: tuple[int, ...] = (16384, 32768, 65536, 131072),  # tried in order, until one fails
                  folder: Path | str | None = None,  # where the attempts' logs go
+                 checkpointing: bool = False,  # gradient checkpointing in the ft_nb arm
                 ) -> dict:
-    "The longest of `lengths` each arm trains two steps at, one example of that length a step; with the first failure's reason."
+    "The longest of `lengths` each arm trains two steps at, one example of that length a step; each attempt's peak and step times, or why it failed."
     folder = Path(folder or tempfile.mkdtemp(prefix="ft_nb-edge-")); folder.mkdir(parents=True, exist_ok=True)
     out = {}
     for a in arms:
-        out[a] = {"longest": None, "peak_gib": None, "failed_at": None, "reason": None}
+        out[a] = {"longest": None, "peak_gib": None, "failed_at": None, "reason": None, "tries": {}}
         for n in lengths:
-            res = run_arm(a, BenchSpec(model, steps=2, row_len=n, rows=1, median_len=4 * n, max_len=n), folder, f"-edge{n}")
+            spec = BenchSpec(model, steps=2, row_len=n, rows=1, median_len=4 * n, max_len=n, checkpointing=checkpointing)
+            res = run_arm(a, spec, folder, f"-edge{n}")
             if "failed" in res:
-                out[a] |= {"failed_at": n, "reason": "out of memory" if "OutOfMemory" in res["failed"] or "out of memory" in res["failed"] else res["failed"][-300:]}
+                out[a]["tries"][str(n)] = {"failed": _failure(res["failed"])}
+                out[a] |= {"failed_at": n, "reason": out[a]["tries"][str(n)]["failed"]}
                 break
+            out[a]["tries"][str(n)] = {"peak_gib": res["peak_gib"], "step_s": res["times"], "first_step_end_s": res["ends"][0], "device": res["device"]}
             out[a] |= {"longest": n, "peak_gib": res["peak_gib"]}
     return out
 
