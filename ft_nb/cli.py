@@ -11,7 +11,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from .core import PROGRESS_ENV, _package_root, atomic_write_json, check_interrupted, finish_run, get_settings, read_manifest, run_dir_for, start_run
-from .jobs import input_fingerprints
 from .runs import diff_runs, diff_table, diff_verdict, list_runs, runs_table, show_run
 
 # %% auto #0
@@ -156,6 +155,7 @@ def _check_resumable(run_dir: Path, job: str, values: dict):
     recorded = {k: m.get("cli_params", {}).get(k) for k in asked}
     if m.get("job") != job or recorded != asked:
         raise ValueError(f"Resume with the parameters the run was started with: recorded {m.get('cli_params')}, asked {asked}")
+    from ft_nb.jobs import input_fingerprints  # here: it loads the models' and data's code, which the other commands never need
     now = input_fingerprints(m.get("params") or {})  # the resolved parameters the run recorded: the same inputs, looked at again
     if changed := [k for k, fp in (m.get("fingerprints") or {}).items() if now.get(k) != fp]:
         short = lambda fp: str((fp or {}).get("sha256") or (fp or {}).get("weights_sha256") or (fp or {}).get("tokenizer_sha256"))[:12]

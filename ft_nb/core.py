@@ -10,8 +10,6 @@ import configparser, contextlib, datetime as dt, hashlib, importlib, json, os, p
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-import torch
-
 # %% auto #0
 __all__ = ['SETTINGS_FILE', 'PROGRESS_ENV', 'MANIFEST', 'Settings', 'find_settings_file', 'get_settings', 'seed_everything',
            'pick_device', 'pick_dtype', 'atomic_path', 'atomic_write_text', 'atomic_write_json', 'atomic_dir',
@@ -107,6 +105,7 @@ def seed_everything(seed: int | None = None) -> int:
 # %% ../nbs/00_core.ipynb #4e81869b
 def pick_device(pref: str | None = None) -> torch.device:
     "The torch device for preference `pref` ('auto', 'cuda', 'cpu', 'mps'; None: settings)."
+    import torch  # here, not at the top: the `ft_nb` command reads settings and run folders without loading torch
     pref = pref or get_settings().device
     if pref == "auto":
         if torch.cuda.is_available(): return torch.device("cuda")
@@ -118,6 +117,7 @@ def pick_device(pref: str | None = None) -> torch.device:
 
 def pick_dtype(device: torch.device | str) -> torch.dtype:
     "bf16 on a CUDA GPU that supports it, fp32 elsewhere."
+    import torch
     device = torch.device(device)
     if device.type == "cuda" and torch.cuda.is_bf16_supported(): return torch.bfloat16
     return torch.float32
@@ -225,6 +225,7 @@ def _cpu_name() -> str:
 
 def hardware() -> dict:
     "What the run ran on: host, platform, CPU model and count, GPU names, CUDA version."
+    import torch
     gpus = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else []
     return {"name": platform.node(), "platform": platform.platform(), "cpu": _cpu_name(), "cpus": os.cpu_count(),
             "cuda": bool(gpus), "gpus": gpus, "cuda_version": torch.version.cuda}

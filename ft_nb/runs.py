@@ -9,8 +9,6 @@ from __future__ import annotations
 import datetime as dt, json, re
 from pathlib import Path
 
-import matplotlib.pyplot as plt
-
 from .core import MANIFEST, check_interrupted, get_settings, read_manifest
 
 # %% auto #0
@@ -139,6 +137,7 @@ def plot_runs(rows: list[dict],  # what `list_runs` returned
     vals = [(r["name"], flatten(show_run(r["run_dir"])["metrics"] or {}).get(metric)) for r in rows]
     vals = [(n, v) for n, v in vals if isinstance(v, (int, float)) and not isinstance(v, bool)]
     if not vals: raise ValueError(f"no run has a numeric {metric!r} in its metrics.json")
+    import matplotlib.pyplot as plt  # here: `ft_nb runs`, `show` and `diff` never plot
     if ax is None: _, ax = plt.subplots(figsize=(max(4, 0.6 * len(vals) + 2), 3))
     ax.bar(range(len(vals)), [v for _, v in vals]); ax.set_xticks(range(len(vals)), [n for n, _ in vals], rotation=45, ha="right", fontsize=8)
     ax.set(ylabel=metric, title=f"{metric} across runs"); ax.grid(axis="y", alpha=.3)
