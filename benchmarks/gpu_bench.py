@@ -48,11 +48,11 @@ def main():
                 r = qlora_step(MODELS[args[0]])
                 (out / f"qlora-{args[0]}.json").write_text(json.dumps(r, indent=1)); print(r, flush=True)
             elif kind == "edge":
-                lengths = tuple(map(int, args[1].split(","))) if len(args) > 1 and args[1] else (16384, 32768, 65536, 131072)
+                lengths = {"lengths": tuple(map(int, args[1].split(",")))} if len(args) > 1 and args[1] else {}  # else edge_lengths' own
                 arms = tuple(args[2].split(",")) if len(args) > 2 and args[2] else ARMS
                 ckpt = len(args) > 3 and args[3] == "ckpt"
                 name = f"edge-{args[0]}{'-ckpt' if ckpt else ''}{a.tag}"
-                r = edge_lengths(args[0], arms, lengths, folder=out / name, checkpointing=ckpt)
+                r = edge_lengths(args[0], arms, folder=out / name, checkpointing=ckpt, **lengths)
                 (out / f"{name}.json").write_text(json.dumps(r, indent=1)); print(json.dumps(r), flush=True)
         except Exception as e:
             print(f"FAILED {job}: {type(e).__name__}: {str(e)[-3000:]}", flush=True)
