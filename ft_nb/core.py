@@ -103,8 +103,8 @@ def seed_everything(seed: int | None = None) -> int:
     return seed
 
 # %% ../nbs/00_core.ipynb #4e81869b
-def pick_device(pref: str | None = None) -> torch.device:
-    "The torch device for preference `pref` ('auto', 'cuda', 'cpu', 'mps'; None: settings)."
+def pick_device(pref: str | None = None):  # no torch types in signatures: documentation tools evaluate them, and this module loads torch lazily
+    "The `torch.device` for preference `pref` ('auto', 'cuda', 'cpu', 'mps'; None: settings)."
     import torch  # here, not at the top: the `ft_nb` command reads settings and run folders without loading torch
     pref = pref or get_settings().device
     if pref == "auto":
@@ -115,8 +115,8 @@ def pick_device(pref: str | None = None) -> torch.device:
     if pref not in ("cuda", "cpu", "mps"): raise ValueError(f"device must be auto, cuda, cpu or mps; got {pref!r}")
     return torch.device(pref)
 
-def pick_dtype(device: torch.device | str) -> torch.dtype:
-    "bf16 on a CUDA GPU that supports it, fp32 elsewhere."
+def pick_dtype(device):  # a torch.device or its name
+    "The `torch.dtype` to train in: bf16 on a CUDA GPU that supports it, fp32 elsewhere."
     import torch
     device = torch.device(device)
     if device.type == "cuda" and torch.cuda.is_bf16_supported(): return torch.bfloat16

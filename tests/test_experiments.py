@@ -4,6 +4,7 @@ import json, os, signal, subprocess, time
 import yaml
 
 from conftest import FT_NB, ROOT, ft_nb
+from ft_nb.core import _alive
 
 
 def test_sweep_job_skips_the_runs_it_already_made(out):
@@ -39,6 +40,8 @@ def test_killed_search_resumes_and_its_best_file_reruns(out):
     os.killpg(proc.pid, signal.SIGKILL)  # the command, its kernel and the trial's kernel
     proc.wait()
     assert second.exists() and not (out / "srch" / "metrics.json").exists(), "the kill came too early or too late"
+    pid, deadline = json.loads((out / "srch" / "manifest.json").read_text())["pid"], time.time() + 30
+    while _alive(pid) and time.time() < deadline: time.sleep(0.1)  # SIGKILL lands asynchronously: the job's kernel can outlive the command by a moment
     listed = json.loads(ft_nb("runs", "--output-root", out, "--job", "search", "--json").stdout)
     assert [(r["name"], r["status"]) for r in listed] == [("srch", "interrupted")]
 
