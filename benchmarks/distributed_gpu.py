@@ -64,7 +64,7 @@ def data(copies: int = 8):
 
 def cfg(rows, accum, steps, save_every=0, compile=None):
     "Packed rows of ROW tokens, `rows` a micro-batch on each GPU: the fast path on a GPU (`compile`: None, its default)."
-    from ft_nb.train.sft import SFTConfig
+    from ft_nb.train.config import SFTConfig
     return SFTConfig(max_steps=steps, batch_size=rows, grad_accum=accum, max_length=512, packing=True, pack_length=ROW, pack_rows=rows, seed=0,
                      save_every=save_every, eval_every=max(save_every, 1), lr=1e-4, compile=compile)
 
@@ -73,7 +73,9 @@ def single(spec_path):
     "The plain path: train_sft in this one process (called in a fresh subprocess)."
     import torch
     from ft_nb.models import load_base_model
-    from ft_nb.train.sft import SFTConfig, run_metrics, train_sft
+    from ft_nb.train.config import SFTConfig
+    from ft_nb.train.record import run_metrics
+    from ft_nb.train.sft import train_sft
     spec = json.loads(Path(spec_path).read_text())
     model, tok = load_base_model(spec["base_model"], device="cuda" if torch.cuda.is_available() else "cpu")
     result = train_sft(model, tok, data(), spec["method"], SFTConfig(**spec["cfg"]), {})

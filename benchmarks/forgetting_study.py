@@ -10,7 +10,7 @@ claims it checks).
 import json, sys, tempfile, time
 from pathlib import Path
 
-from ft_nb.cli import run_variants
+from ft_nb.runner import run_variants
 
 SHARED = dict(base_model="embedded", data="stdlib", max_train_rows=240, max_val_rows=48, max_steps=30, batch_size=8,
               eval_every=10, save_every=0, n_generate=32, n_probes=160, max_new_tokens=48, seed=0)

@@ -1,4 +1,4 @@
-"""The speed benchmark (`ft_nb.bench`) on a GPU, as a list of jobs run in order, each job's results
+"""The speed benchmark (`ft_nb.bench.speed`) on a GPU, as a list of jobs run in order, each job's results
 written as soon as it ends, no new job started after --budget seconds.
 
     python benchmarks/gpu_bench.py --out OUT bench:1b:200:3 bench:8b:60:1 qlora:70b edge:8b
@@ -17,7 +17,7 @@ edge:MODEL[:LEN,LEN[:ARM,ARM[:ckpt]]]  the longest single sequence each arm trai
 import argparse, json, sys, time
 from pathlib import Path
 
-from ft_nb.bench import ARMS, MODELS, BenchSpec, bench, edge_lengths, qlora_step
+from ft_nb.bench.speed import ARMS, MODELS, BenchSpec, bench, edge_lengths, qlora_step
 
 
 def main():

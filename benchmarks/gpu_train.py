@@ -22,7 +22,8 @@ from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, LlamaC
 from ft_nb.data.builtin import load_data
 from ft_nb.methods.core import count_parameters
 from ft_nb.methods.qlora import quantize_nf4
-from ft_nb.train.sft import SFTConfig, train_sft
+from ft_nb.train.config import SFTConfig
+from ft_nb.train.sft import train_sft
 
 GiB = 2**30
 

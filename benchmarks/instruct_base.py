@@ -1,7 +1,7 @@
 """Instruction tuning from a base model: the embedded model's architecture at a smaller size,
 pretrained from scratch on the built-in text (`ft_nb.train.instruct.pretrain`), then the
 `instruct` job on it (full fine-tuning: a model this small has no room to spare for an adapter).
-Writes nbs/results/instruct_base_cpu.json (read by nbs/34_train.instruct.ipynb) and the
+Writes nbs/results/instruct_base_cpu.json (read by nbs/56_train.instruct.ipynb) and the
 pretraining loss plot beside the runs.
 
     .venv/bin/python benchmarks/instruct_base.py [ROOT]           # pretrain and tune into ROOT, then collect
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 
-from ft_nb.cli import run_job
+from ft_nb.runner import run_job
 from ft_nb.data.records import read_jsonl
 from ft_nb.models import load_tokenizer
 from ft_nb.train.instruct import pretrain, pretraining_texts, scratch_model

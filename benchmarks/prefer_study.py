@@ -5,8 +5,8 @@
    pairs before and after, the test items and the forgetting probes answered before and after;
 3. `ft_nb run export` of the DPO result, as f16 and as q8_0 GGUF, each read back and compared.
 
-Writes nbs/results/prefer_cpu.json (read by nbs/35_train.prefer.ipynb) and nbs/results/export_cpu.json (read by
-nbs/28_export.ipynb).
+Writes nbs/results/prefer_cpu.json (read by nbs/57_train.prefer.ipynb) and nbs/results/export_cpu.json (read by
+nbs/39_export.ipynb).
 
     .venv/bin/python benchmarks/prefer_study.py [ROOT]
 """

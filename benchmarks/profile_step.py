@@ -1,4 +1,4 @@
-"""Where a training step's time goes in one arm of the speed benchmark (`ft_nb.bench`): torch.profiler
+"""Where a training step's time goes in one arm of the speed benchmark (`ft_nb.bench.speed`): torch.profiler
 over five optimizer steps near the end of a short run, in this process, one arm per invocation.
 
     python benchmarks/profile_step.py --arm ft_nb --model 1b --out OUT
@@ -18,7 +18,7 @@ import torch
 from torch.optim.optimizer import register_optimizer_step_post_hook
 from torch.profiler import ProfilerActivity, profile, schedule
 
-from ft_nb.bench import ARM_FNS, BenchSpec, bench_examples, plan_steps
+from ft_nb.bench.speed import ARM_FNS, BenchSpec, bench_examples, plan_steps
 
 
 def main():

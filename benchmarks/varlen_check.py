@@ -1,6 +1,6 @@
 """ft_nb's variable-length attention (`ft_nb.train.fast`'s `ft_nb::varlen_attention` op) on a GPU: its outputs and gradients
 against SDPA run on each example alone (fp32), and the time of its first and of later calls beside
-compiled flex attention's, on one packed row of the benchmark's examples (`ft_nb.bench`).
+compiled flex attention's, on one packed row of the benchmark's examples (`ft_nb.bench.speed`).
 
     python benchmarks/varlen_check.py --out OUT
 
@@ -13,7 +13,7 @@ os.environ.setdefault("TRITON_CACHE_DIR", tempfile.mkdtemp(prefix="triton-"))
 import torch
 from torch.nn.attention.flex_attention import create_block_mask, flex_attention
 
-from ft_nb.bench import BenchSpec, bench_examples, plan_steps
+from ft_nb.bench.speed import BenchSpec, bench_examples, plan_steps
 from ft_nb.train.fast import VARLEN_CALLS, _examples_one_by_one, doc_bounds
 
 
@@ -45,7 +45,7 @@ def main():
         qb, kb, vb = (torch.randn(1, h, t, dim, device="cuda", dtype=torch.bfloat16, requires_grad=True) for h in (heads, kv, kv))  # transformers' layout
         g = torch.randn(1, t, heads, dim, device="cuda", dtype=torch.bfloat16)
         scale = dim ** -0.5
-        op = lambda: torch.ops.ft_nb.varlen_attention(qb, kb, vb, pos, scale)[0]
+        op = lambda: torch.ops.ft_nb.varlen_attention(qb, kb, vb, cu.cuda(), spec.row_len, scale)[0]  # the bounds as a batch carries them: the row's length as the longest
         out = op(); grads = torch.autograd.grad(out, (qb, kb, vb), g)
         q32, k32, v32 = (x.detach()[0].transpose(0, 1).float().requires_grad_() for x in (qb, kb, vb))  # (tokens, heads, dim)
         ref = _examples_one_by_one(q32, k32, v32, cu, scale); ref_grads = torch.autograd.grad(ref, (q32, k32, v32), g[0].float())

@@ -26,15 +26,15 @@ ROOT = Path(__file__).resolve().parent.parent
 NBS, SRC, OUT = ROOT / "nbs", ROOT / "build" / "docs_src", ROOT / "build" / "docs_html"
 GROUPS = {"0": "Basics", "1": "Data", "2": "Methods", "3": "Training", "4": "Distributed", "5": "Evaluation", "6": "Experiments", "7": "Decisions"}
 PATHS = [  # goal, notebooks to read, the job that does it
-    ("A first fine-tune, in minutes", ["00_core", "01_models", "32_train.sft"], "ft_nb run quickstart"),
-    ("Teach the model new domain knowledge", ["19_data.curate", "32_train.sft", "55_rag", "70_decide"], "ft_nb run curate -p source my.jsonl, then ft_nb run train -p data outputs/<curate-run>"),
-    ("Change tone or output format", ["18c_data.mixture", "34_train.instruct", "35_train.prefer"], "ft_nb run train, then ft_nb run prefer -p sft_run outputs/<run>"),
-    ("QLoRA on a small GPU", ["22_methods.qlora", "31a_train.memory", "41_distributed.plan"], "ft_nb run train -p method qlora -p gradient_checkpointing True"),
+    ("A first fine-tune, in minutes", ["00_core", "01_models", "36_train.sft"], "ft_nb run quickstart"),
+    ("Teach the model new domain knowledge", ["19_data.curate", "36_train.sft", "55_rag", "70_decide"], "ft_nb run curate -p source my.jsonl, then ft_nb run train -p data outputs/<curate-run>"),
+    ("Change tone or output format", ["18c_data.mixture", "56_train.instruct", "57_train.prefer"], "ft_nb run train, then ft_nb run prefer -p sft_run outputs/<run>"),
+    ("QLoRA on a small GPU", ["22_methods.qlora", "31b_train.memory", "41_distributed.plan"], "ft_nb run train -p method qlora -p gradient_checkpointing True"),
     ("Many GPUs", ["40_distributed.parallelism", "41_distributed.plan", "42_distributed.launch", "43_distributed.compare"], "ft_nb run train --gpus 8 --strategy fsdp"),
     ("Evaluate an existing fine-tune", ["50_eval.core", "51_eval.metrics", "53_eval.harness", "54_eval.review", "52_eval.forgetting"], "ft_nb run eval -p run outputs/<run>"),
     ("Fine-tune or RAG?", ["70_decide", "55_rag"], "ft_nb run rag -p documents my_docs -p questions q.jsonl"),
-    ("Choose hyperparameters", ["33_train.guide", "63_experiments"], "ft_nb run search -p spec my_search.yaml"),
-    ("Train fast on one GPU", ["30_train.packing", "36_train.fast", "37_bench", "31a_train.memory"], "ft_nb bench --model 1b, then ft_nb run train -p packing True"),
+    ("Choose hyperparameters", ["37_train.guide", "63_experiments"], "ft_nb run search -p spec my_search.yaml"),
+    ("Train fast on one GPU", ["31_train.packing", "32_train.fast", "38_bench.speed", "31b_train.memory"], "ft_nb bench --model 1b, then ft_nb run train -p packing True"),
 ]
 
 
@@ -89,7 +89,7 @@ def library_page(path: Path, dest: Path):
 
 def job_page(path: Path, dest: Path):
     "A job notebook with its parameters as a table after its title."
-    from ft_nb.cli import job_parameters
+    from ft_nb.runner import job_parameters
     nb = _for_readers(nbformat.read(path, as_version=4))
     rows = ["| parameter | type | default | what it does |", "|---|---|---|---|"]
     rows += [f"| `{k}` | `{v['type']}` | `{v['default']}` | {v['help']} |" for k, v in job_parameters(path).items()]

@@ -11,10 +11,10 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['SETTINGS_FILE', 'PROGRESS_ENV', 'MANIFEST', 'Settings', 'find_settings_file', 'get_settings', 'seed_everything',
-           'pick_device', 'pick_dtype', 'atomic_path', 'atomic_write_text', 'atomic_write_json', 'atomic_dir',
-           'run_dir_for', 'package_versions', 'git_state', 'sha256_file', 'hardware', 'start_run', 'finish_run',
-           'read_manifest', 'check_interrupted', 'Registry', 'json_param']
+__all__ = ['SETTINGS_FILE', 'PROGRESS_ENV', 'MANIFEST', 'RUN_ENV', 'Settings', 'find_settings_file', 'get_settings',
+           'seed_everything', 'pick_device', 'pick_dtype', 'atomic_path', 'atomic_write_text', 'atomic_write_json',
+           'atomic_dir', 'run_dir_for', 'package_versions', 'git_state', 'sha256_file', 'hardware', 'start_run',
+           'finish_run', 'read_manifest', 'note_run', 'check_interrupted', 'Registry', 'json_param']
 
 # %% ../nbs/00_core.ipynb #aafc2b82
 @dataclass(frozen=True)
@@ -266,6 +266,16 @@ def read_manifest(run_dir: Path | str) -> dict:
     p = Path(run_dir) / MANIFEST
     if not p.is_file(): raise FileNotFoundError(f"No {MANIFEST} in {run_dir}: not a run folder")
     return json.loads(p.read_text())
+
+RUN_ENV = "FT_NB_RUN"  # set by `jobs.begin` in the process that runs a job: its run folder, where the library notes what it resolved (`note_run`)
+
+def note_run(**fields) -> dict | None:
+    "Record `fields` in the manifest of the run this process runs (its folder in RUN_ENV), e.g. a training plan before its first step; None outside a run."
+    run_dir = os.environ.get(RUN_ENV)
+    if not run_dir or not (Path(run_dir) / MANIFEST).is_file(): return None
+    m = read_manifest(run_dir) | fields
+    atomic_write_json(Path(run_dir) / MANIFEST, m)
+    return m
 
 # %% ../nbs/00_core.ipynb #898d4955
 def _alive(pid: int) -> bool:

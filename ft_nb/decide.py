@@ -18,7 +18,8 @@ from .eval.core import TaskSample
 from .eval.harness import Evaluation
 from .eval.metrics import paired_bootstrap, token_f1
 from .rag import BM25Retriever, DenseRetriever, folder_documents, read_questions, recall_at_k, retrieve_sample
-from .train.sft import SFTConfig, train_sft
+from .train.config import SFTConfig
+from .train.sft import train_sft
 
 # %% auto #0
 __all__ = ['RULES', 'HYBRID', 'KNOW_PHRASING', 'ASK_PHRASING', 'PASSAGE_PHRASING', 'OPTIONS', 'RETRIEVERS', 'Rule', 'rules_table',

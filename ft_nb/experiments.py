@@ -13,9 +13,9 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 from tqdm.auto import tqdm
 
-from .cli import JobFailed, check_values, resolve_job, run_job, run_variants
+from .runner import JobFailed, check_values, resolve_job, run_job, run_variants
 from .core import atomic_path, atomic_write_text
-from .train.sft import TRIAL_ENV
+from .train.callbacks import TRIAL_ENV
 
 # %% auto #0
 __all__ = ['SWEEP_METRICS', 'Sweep', 'run_name', 'grid', 'read_sweep', 'run_sweep', 'sweep_tables', 'plot_sweep_metric', 'Search',

@@ -6,14 +6,14 @@ Docs: https://ft-nb.github.io/ft_nb/jobs.html.md"""
 
 # %% ../nbs/60_jobs.ipynb #e8518183
 from __future__ import annotations
-import hashlib, json
+import hashlib, json, os
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 
 from fastcore.basics import patch
 
-from .core import (MANIFEST, atomic_path, atomic_write_json, atomic_write_text, finish_run, get_settings, read_manifest,
+from .core import (MANIFEST, RUN_ENV, atomic_path, atomic_write_json, atomic_write_text, finish_run, get_settings, read_manifest,
                         run_dir_for, seed_everything, sha256_file, start_run)
 from .data.builtin import builtin_names, builtin_records
 from .data.records import write_jsonl
@@ -128,6 +128,7 @@ def begin(name: str,  # the job's name
     if "base_model" in values and values["base_model"] is None: values["base_model"] = get_settings().base_model
     values["seed"] = seed = seed_everything(values.get("seed"))
     start_run(run_dir, name, values, seed=seed, fingerprints=input_fingerprints(values))
+    os.environ[RUN_ENV] = str(run_dir)  # the library notes what it resolves (a training plan) in this run's manifest
     return Job(name, SimpleNamespace(**values), run_dir, seed)
 
 

@@ -5,10 +5,11 @@ import pytest
 import torch
 from datasets import DatasetDict
 
-from ft_nb.bench import QUICK, BenchSpec, run_arm
+from ft_nb.bench.speed import QUICK, BenchSpec, run_arm
 from ft_nb.data.builtin import load_data
 from ft_nb.models import load_base_model
-from ft_nb.train.sft import SFTConfig, train_sft
+from ft_nb.train.config import SFTConfig
+from ft_nb.train.sft import train_sft
 
 FT_NB = str(Path(sys.executable).parent / "ft_nb")
 

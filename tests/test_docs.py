@@ -56,7 +56,7 @@ def _chromium(*args, tmp) -> str:
 def test_the_site_builds_offline_and_renders_plots_and_api_docs(tmp_path):
     index = build.build()
     site = index.parent
-    pages = {"front": index, "method": site / "nbs" / "27_methods.compare.html", "api": site / "nbs" / "41_distributed.plan.html",
+    pages = {"front": index, "method": site / "nbs" / "20a_methods.compare.html", "api": site / "nbs" / "41_distributed.plan.html",
              "job": site / "jobs" / "train.html", "paths": site / "paths.html", "troubleshooting": site / "troubleshooting.html"}
     dom = {name: _chromium("--dump-dom", page.as_uri(), tmp=tmp_path) for name, page in pages.items()}
     assert "Three commands" in dom["front"] and "Distributed" in dom["front"]  # the README, and the sidebar's sections

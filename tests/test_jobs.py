@@ -5,7 +5,7 @@ import nbformat
 import pytest
 
 from conftest import ROOT, ft_nb
-from ft_nb.cli import job_parameters, list_jobs
+from ft_nb.runner import job_parameters, list_jobs
 
 
 @pytest.mark.parametrize("nb", sorted((ROOT / "nbs" / "jobs").glob("*.ipynb")), ids=lambda p: p.stem)
@@ -196,8 +196,8 @@ def test_parameter_files_are_checked_and_then_used(out, tmp_path):
 
 def test_train_job_passes_the_fast_paths_knobs_to_the_training_config():
     "`-p pack_length 8192 -p pack_rows -1 -p fast true` reach SFTConfig typed; a row count below -1 is refused."
-    from ft_nb.cli import check_parameters
-    from ft_nb.train.sft import sft_config
+    from ft_nb.runner import check_parameters
+    from ft_nb.train.config import sft_config
     nb = ROOT / "nbs" / "jobs" / "train.ipynb"
     params = check_parameters(nb, {"pack_length": "8192", "pack_rows": "-1", "fast": "true", "max_length": "6000"})
     cfg = sft_config(params)

@@ -9,7 +9,8 @@ from conftest import ft_nb
 from ft_nb.data.builtin import load_data
 from ft_nb.methods.core import count_parameters, get_method, list_methods, load_trained, save_trained
 from ft_nb.models import load_base_model
-from ft_nb.train.sft import SFTConfig, train_sft
+from ft_nb.train.config import SFTConfig
+from ft_nb.train.sft import train_sft
 
 # The matrix is the registry: a method notebook that registers a method is tested here with no other file edited.
 METHODS = list(list_methods())

@@ -1,6 +1,5 @@
 "The shape of the package: every module imports alone, imports point down the layers and form no cycle, and a new method notebook joins the test matrix and the compare job with no other file edited."
-import ast, json, os, shutil, subprocess, sys, textwrap
-from concurrent.futures import ThreadPoolExecutor
+import ast, json, os, re, shutil, subprocess, sys, textwrap
 from pathlib import Path
 
 import nbformat
@@ -10,8 +9,10 @@ from conftest import ROOT
 
 PKG = ROOT / "ft_nb"
 # Lower layers never import from higher ones: core, then models, then data, then methods and evaluation,
-# then training, then the jobs and the command line at the top.
-LAYERS = [("ft_nb.core",), ("ft_nb.models",), ("ft_nb.data",), ("ft_nb.methods", "ft_nb.eval", "ft_nb.rag", "ft_nb.export"), ("ft_nb.train",), ("ft_nb.runs", "ft_nb.distributed", "ft_nb.bench"), ("ft_nb.jobs", "ft_nb.cli", "ft_nb.decide", "ft_nb.experiments")]
+# then training, then runs, distributed training and the benchmark, then the jobs and their runner, the experiments
+# built on the runner, and the command line at the top.
+LAYERS = [("ft_nb.core",), ("ft_nb.models",), ("ft_nb.data",), ("ft_nb.methods", "ft_nb.eval", "ft_nb.rag", "ft_nb.export"), ("ft_nb.train",),
+          ("ft_nb.runs", "ft_nb.distributed", "ft_nb.bench"), ("ft_nb.jobs", "ft_nb.runner", "ft_nb.decide"), ("ft_nb.experiments",), ("ft_nb.cli",)]
 
 
 def _modules() -> list[str]:
@@ -50,6 +51,30 @@ def test_imports_point_down_the_layers():
     assert upward == [], f"modules importing from a layer above them: {upward}"
 
 
+def _notebook_modules() -> dict[str, str]:
+    "Each module to the notebook that exports it (its `default_exp`)."
+    out = {}
+    for nb in sorted((ROOT / "nbs").glob("*.ipynb")):
+        for c in nbformat.read(nb, as_version=4).cells:
+            if c.cell_type == "code" and (m := re.search(r"#\|\s*default_exp\s+(\S+)", c.source)): out["ft_nb." + m.group(1)] = nb.name
+    return out
+
+
+def test_notebooks_import_only_from_notebooks_before_them():
+    "Numbered in reading order: every ft_nb module a library notebook imports (in any cell) is exported by a notebook named before it."
+    exporter, later = _notebook_modules(), []
+    for nb in sorted((ROOT / "nbs").glob("*.ipynb")):
+        source = "\n".join(c.source for c in nbformat.read(nb, as_version=4).cells if c.cell_type == "code")
+        for name in set(re.findall(r"(?:from|import)\s+(ft_nb(?:\.\w+)+)", source)):
+            while name not in exporter and "." in name: name = name.rpartition(".")[0]
+            if name in exporter and exporter[name] > nb.name: later.append(f"{nb.name} imports {name} ({exporter[name]})")
+    assert later == [], later
+
+
+def test_the_experiments_do_not_import_the_command_line():
+    assert "ft_nb.cli" not in _imports("ft_nb.experiments") and "ft_nb.runner" in _imports("ft_nb.experiments") & _imports("ft_nb.cli")
+
+
 def test_no_import_cycles():
     graph = {m: _imports(m) - {"ft_nb"} for m in _modules()}
     state, cycles = {}, []
@@ -64,12 +89,28 @@ def test_no_import_cycles():
     assert cycles == []
 
 
-def test_every_module_imports_alone_in_a_fresh_interpreter():
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    def alone(m): return m, subprocess.run([sys.executable, "-c", f"import {m}"], capture_output=True, text=True, env=env, timeout=300)
-    with ThreadPoolExecutor(2) as pool: results = list(pool.map(alone, _modules()))
-    failed = {m: r.stderr.strip().splitlines()[-1] for m, r in results if r.returncode}
-    assert failed == {}
+ALONE = """
+import importlib, json, os, sys
+import matplotlib, torch, transformers, datasets, peft, trl  # the third-party libraries, imported once: no ft_nb module is
+results = {}
+for m in sys.argv[1:]:  # each ft_nb module in a process of its own, forked from this one, with no other ft_nb module imported
+    r, w = os.pipe()
+    if (pid := os.fork()) == 0:
+        os.close(r)
+        try: importlib.import_module(m); msg = ""
+        except BaseException as e: msg = f"{type(e).__name__}: {e}"
+        os.write(w, msg.encode()); os._exit(0)
+    os.close(w); msg = os.read(r, 1 << 16).decode(); os.waitpid(pid, 0); os.close(r)
+    if msg: results[m] = msg
+print(json.dumps(results))
+"""
+
+
+def test_every_module_imports_alone():
+    "Each module imports in a process where no other ft_nb module was imported before it (forked from one that loaded the third-party libraries once)."
+    r = subprocess.run([sys.executable, "-c", ALONE, *_modules()], capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert json.loads(r.stdout.strip().splitlines()[-1]) == {}
 
 
 SCRATCH_METHOD = '''
@@ -98,8 +139,8 @@ def scratch_checkout(tmp_path_factory):
         (shutil.copytree(src, root / name, ignore=shutil.ignore_patterns("__pycache__", ".ipynb_checkpoints")) if src.is_dir() else shutil.copy(src, root / name))
     cells = [nbformat.v4.new_markdown_cell("# methods.norms\n\n> A scratch method: only the normalisation weights train."),
              nbformat.v4.new_code_cell("#| default_exp methods.norms"), nbformat.v4.new_code_cell(textwrap.dedent(SCRATCH_METHOD).strip())]
-    nbformat.write(nbformat.v4.new_notebook(cells=cells), root / "nbs" / "28_methods.norms.ipynb")
-    r = subprocess.run([str(Path(sys.executable).parent / "nbdev-export"), "--path", "nbs/28_methods.norms.ipynb"], cwd=root, capture_output=True, text=True)
+    nbformat.write(nbformat.v4.new_notebook(cells=cells), root / "nbs" / "27_methods.norms.ipynb")
+    r = subprocess.run([str(Path(sys.executable).parent / "nbdev-export"), "--path", "nbs/27_methods.norms.ipynb"], cwd=root, capture_output=True, text=True)
     assert r.returncode == 0 and (root / "ft_nb" / "methods" / "norms.py").is_file(), r.stderr
     return root
 
@@ -115,10 +156,13 @@ def test_a_new_method_joins_the_test_matrix(scratch_checkout):
 
 
 def test_a_new_method_joins_the_compare_job(scratch_checkout, tmp_path):
-    run = "from ft_nb.cli import main; raise SystemExit(main(['run', 'compare', '--quick', '-p', 'methods', 'all', '-p', 'max_steps', '1', " \
+    "The compare job's 'all' names the new method, and the job trains and records it (one method: every registered one trains in the test matrix)."
+    names = _in(scratch_checkout, "-c", "from ft_nb.methods.core import method_names; print(method_names('all'))")
+    assert names.returncode == 0 and "'norms'" in names.stdout, names.stderr[-2000:]
+    run = "from ft_nb.cli import main; raise SystemExit(main(['run', 'compare', '--quick', '-p', 'methods', 'norms', '-p', 'max_steps', '1', " \
           f"'--output-root', {str(tmp_path)!r}, '--run-name', 'c']))"
     r = _in(scratch_checkout, "-c", run, timeout=1500)
     assert r.returncode == 0, r.stderr[-3000:]
     rows = json.loads((tmp_path / "c" / "comparison.json").read_text())
-    assert "norms" in [x["method"] for x in rows] and all("error" not in x for x in rows), [x.get("error") for x in rows]
+    assert [x["method"] for x in rows] == ["norms"] and all("error" not in x for x in rows), [x.get("error") for x in rows]
     assert "| norms |" in (tmp_path / "c" / "comparison.md").read_text()

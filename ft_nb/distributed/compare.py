@@ -14,10 +14,11 @@ import torch
 from datasets import DatasetDict
 
 from .launch import GPU_ONLY, STRATEGIES, launch
-from .plan import check_plans, plan_memory, shape_of
+from .plan import check_plans, plan_memory
+from ..models import shape_of
 from ..train.memory import fused_loss_of
 from ..models import load_config
-from ..train.sft import SFTConfig, _rows_per_batch
+from ..train.config import SFTConfig, fast_rows
 
 # %% auto #0
 __all__ = ['ENGINE_ORDER', 'strategy_runs', 'compare_strategies', 'strategy_table', 'plot_strategies', 'scaling_rows',
@@ -60,7 +61,7 @@ def compare_strategies(run_dir: Path | str,  # the comparison's folder: one sub-
         reference = reference or losses
         peak = max(p["peak_gpu_gib"] or 0 for p in m["per_rank"]) or None
         fast = m.get("fast")  # the fast path's parts, when the run took it: full rows of pack_length tokens, and maybe no logits
-        tokens = _rows_per_batch(SFTConfig(**m["config"])) * c.pack_length if fast else m["tokens_seen"] / (m["steps"] * c.grad_accum * n)  # one micro-batch on one process
+        tokens = fast_rows(SFTConfig(**{k: v for k, v in m["config"].items() if k in SFTConfig.__dataclass_fields__})) * c.pack_length if fast else m["tokens_seen"] / (m["steps"] * c.grad_accum * n)  # one micro-batch on one process
         plan = plan_memory(shape, method, strategy, n, round(tokens), c.gradient_checkpointing, fused_loss=fused_loss_of(fast)).total / 2**30 if shape and peak else None
         rows.append({"run": f"{strategy} x{n}", "strategy": strategy, "processes": n, "steps": m["steps"], "global_batch": c.batch_size * c.grad_accum * n,
                      "tokens_per_s_steady": m["tokens_seen"] / m["steps"] / m["step_s_median"], "tokens_per_s_first_pass": m["tokens_seen"] / m["seconds"],

@@ -12,13 +12,15 @@ from pathlib import Path
 
 import torch
 import yaml
-from datasets import DatasetDict, load_from_disk
+from datasets import DatasetDict
 
 from ..core import atomic_dir, atomic_write_json, atomic_write_text
-from ..data.tokenize import tokenize_dataset
 from ..methods.core import load_trained, save_checked, save_trained
 from ..models import load_base_model, load_tokenizer
-from ..train.sft import SFTConfig, run_metrics, save_history, train_sft
+from ..train.config import SFTConfig
+from ..train.record import run_metrics, save_history
+from ..train.prepare import Prepared, prepare_data
+from ..train.sft import train_sft
 
 # %% auto #0
 __all__ = ['STRATEGIES', 'GPU_ONLY', 'WORKER', 'check_strategy', 'deepspeed_config', 'fsdp_config', 'engine_args',
@@ -128,28 +130,26 @@ def node_commands(spec: Path | str,  # the run's spec.json
 # %% ../../nbs/42_distributed.launch.ipynb #962cde1b
 def prepare(run_dir: Path | str,  # the run folder
             base_model: str,  # the base model's name (`load_base_model`): each worker loads its own copy
-            data: DatasetDict,  # chat records: 'train', and 'validation' for validation losses
+            data: DatasetDict | Prepared,  # chat records ('train', and 'validation' for validation losses), or data prepared for `processes` processes
             method: str,  # a registered method
             cfg: SFTConfig,  # the training knobs (batch_size is per process)
             method_options: dict | None = None,  # the method's options
             strategy: str = "ddp",  # one of STRATEGIES
             offload: bool = False,  # CPU offload (FSDP, ZeRO)
             cuda: bool | None = None,  # whether workers use GPUs; None: if this machine has any (CUDA is not initialised)
+            processes: int = 1,  # processes that will train (per node, times nodes)
            ) -> Path:
-    "Tokenize `data` once and write the workers' spec into `<run_dir>/distributed/`; returns the spec's path."
+    "Prepare `data` once (`train.prepare`) and write it with the workers' spec into `<run_dir>/distributed/`; returns the spec's path."
     cuda = torch.cuda.device_count() > 0 if cuda is None else cuda  # counts devices without initialising CUDA
     check_strategy(strategy, cuda)
     if cfg.replay: raise ValueError("replay needs the base model's answers before training, which a distributed launch does not compute: set replay=0")
     folder = Path(run_dir) / "distributed"
     folder.mkdir(parents=True, exist_ok=True)
-    tok = load_tokenizer(base_model)
-    keep = (cfg.balance_by,) if cfg.balance_by else ()
-    splits = {k: tokenize_dataset(data[k], tok, cfg.max_length, keep=keep if k == "train" else ())[0] for k in ("train", "validation") if k in data and len(data[k])}
-    if not len(splits.get("train", [])): raise ValueError("No training rows left after tokenization: check the data and max_length")
-    with atomic_dir(folder / "tokenized") as tmp: DatasetDict(splits).save_to_disk(str(tmp))
-    spec = {"base_model": base_model, "method": method, "method_options": method_options or {}, "cfg": dataclasses.asdict(cfg) | {"audit": False},
-            "strategy": strategy, "cuda": cuda, "run_dir": str(Path(run_dir).resolve()), "tokenized": str((folder / "tokenized").resolve()),
-            "rows": {k: len(v) for k, v in data.items()}, "engine_args": engine_args(strategy, folder, offload=offload)}
+    ready = prepare_data(data, load_tokenizer(base_model), cfg, device="cuda" if cuda else "cpu", world=processes)
+    ready.save(folder / "prepared")
+    spec = {"base_model": base_model, "method": method, "method_options": method_options or {}, "cfg": dataclasses.asdict(cfg),
+            "strategy": strategy, "cuda": cuda, "run_dir": str(Path(run_dir).resolve()), "prepared": str((folder / "prepared").resolve()),
+            "engine_args": engine_args(strategy, folder, offload=offload)}
     atomic_write_text(folder / "accelerate.yaml", yaml.safe_dump(accelerate_config(strategy, 1), sort_keys=False))
     return atomic_write_json(folder / "spec.json", spec)
 
@@ -170,9 +170,8 @@ def worker(spec_path: Path | str):  # the run's spec.json
     if spec["cuda"]: torch.cuda.set_device(local)
     model, tok = load_base_model(spec["base_model"], device="cuda" if spec["cuda"] else "cpu")
     cfg = SFTConfig(**spec["cfg"])
-    result = train_sft(model, tok, load_from_disk(spec["tokenized"]), spec["method"], cfg, spec["method_options"],
-                       output_dir=run_dir / "checkpoints", trainer_args=spec["engine_args"])
-    result.rows = spec["rows"]
+    result = train_sft(model, tok, Prepared.load(spec["prepared"]), spec["method"], cfg, spec["method_options"],
+                       output_dir=run_dir / "checkpoints", engine=spec["engine_args"])
     state = _gathered_state(result.model)
     peaks = [None] * world
     dist.all_gather_object(peaks, {"rank": rank, "peak_gpu_gib": result.peak_gpu_gib, "peak_rss_gib": result.peak_rss_gib})
@@ -232,7 +231,7 @@ def run_command(cmd: list[str],  # a command
 
 def launch(run_dir: Path | str,  # the run folder
            base_model: str,  # the base model's name (`load_base_model`)
-           data: DatasetDict,  # chat records: 'train', and 'validation'
+           data: DatasetDict | Prepared,  # chat records ('train', and 'validation'), or data prepared for `processes` processes
            method: str = "lora",  # a registered method
            cfg: SFTConfig | None = None,  # the training knobs (batch_size is per process)
            method_options: dict | None = None,  # the method's options
@@ -243,7 +242,7 @@ def launch(run_dir: Path | str,  # the run folder
           ) -> Launch:
     "Train on `processes` processes of this machine with `strategy`; returns the saved result and rank 0's record."
     if (gpus := torch.cuda.device_count()) and processes > gpus: raise ValueError(f"processes={processes}, but this machine has {gpus} GPU(s)")
-    spec = prepare(run_dir, base_model, data, method, cfg or SFTConfig(), method_options, strategy, offload)
+    spec = prepare(run_dir, base_model, data, method, cfg or SFTConfig(), method_options, strategy, offload, processes=processes)
     cmd, t0 = torchrun_command(spec, processes), time.perf_counter()
     rc, out = run_command(cmd, Path(run_dir) / "distributed" / "launch.log", echo)
     if rc: raise LaunchError(f"{strategy} launch on {processes} processes failed: {failure_summary(out, rc)}; log: {Path(run_dir) / 'distributed' / 'launch.log'}")
@@ -253,7 +252,7 @@ def launch(run_dir: Path | str,  # the run folder
 # %% ../../nbs/42_distributed.launch.ipynb #45f43d3d
 def train_or_launch(run_dir: Path | str,  # the run folder: checkpoints, history and `adapter/` go there
                     base_model: str,  # the base model's name
-                    data: DatasetDict,  # the splits
+                    data: DatasetDict | Prepared,  # the splits, or the data prepared for this run (`train.prepare`)
                     method: str,  # a registered method
                     cfg: SFTConfig,  # the training knobs
                     options: dict,  # the method's options

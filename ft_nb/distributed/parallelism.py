@@ -9,7 +9,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 from matplotlib.patches import Rectangle
 
-from .plan import SHAPES, Shape
+from ..models import SHAPES, Shape
 
 # %% auto #0
 __all__ = ['plot_parallelism', 'comm_per_step', 'comm_table', 'plot_comm']

@@ -11,57 +11,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import matplotlib.pyplot as plt
-from transformers import LlamaConfig
 
+from ..models import SHAPES, Shape, shape_of
 from ..train.memory import activation_memory, fused_loss_of
 
 # %% auto #0
-__all__ = ['SHAPES', 'STRATEGY_ORDER', 'Shape', 'shape_of', 'Plan', 'plan_memory', 'candidates', 'cheapest_fit', 'plan_table',
-           'plot_plans', 'check_plans']
-
-# %% ../../nbs/41_distributed.plan.ipynb #b65d4fef
-@dataclass(frozen=True)
-class Shape:
-    "The sizes of a Llama-style decoder that decide its memory and communication."
-    name: str  # what tables call it
-    vocab: int  # vocabulary entries
-    hidden: int  # hidden size h
-    layers: int  # decoder layers L
-    intermediate: int  # feed-forward width i
-    heads: int  # attention heads
-    kv_heads: int  # key/value heads (grouped-query attention)
-    tied: bool  # output head shares the embedding
-
-    @property
-    def kv(self) -> int: return self.hidden // self.heads * self.kv_heads
-    @property
-    def layer_params(self) -> int: return self.hidden * (2 * self.hidden + 2 * self.kv) + 3 * self.hidden * self.intermediate + 2 * self.hidden
-    @property
-    def params(self) -> int: return self.vocab * self.hidden * (1 if self.tied else 2) + self.layers * self.layer_params + self.hidden
-    @property
-    def linear_params(self) -> int: return self.layers * (self.layer_params - 2 * self.hidden)  # what 4-bit quantization shrinks
-    def lora_params(self, r: int = 8) -> int:
-        "Adapter parameters of rank `r` on all seven linear layers of every block."
-        h, kv, i = self.hidden, self.kv, self.intermediate
-        return self.layers * r * (2 * (h + h) + 2 * (h + kv) + 3 * (h + i))
-    def config(self) -> LlamaConfig:
-        "A transformers config of this shape."
-        return LlamaConfig(vocab_size=self.vocab, hidden_size=self.hidden, num_hidden_layers=self.layers, intermediate_size=self.intermediate,
-                           num_attention_heads=self.heads, num_key_value_heads=self.kv_heads, tie_word_embeddings=self.tied)
-
-def shape_of(config,  # a Llama-style transformers config
-             name: str = "",  # what tables call it
-            ) -> Shape:
-    "The `Shape` of a transformers config."
-    c = config
-    return Shape(name or getattr(c, "name_or_path", "") or c.model_type, c.vocab_size, c.hidden_size, c.num_hidden_layers, c.intermediate_size,
-                 c.num_attention_heads, getattr(c, "num_key_value_heads", c.num_attention_heads), bool(getattr(c, "tie_word_embeddings", False)))
-
-SHAPES = {  # the embedded model and the two sizes people most often outgrow one GPU with
-    "embedded": Shape("SmolLM2-135M (embedded)", 49152, 576, 30, 1536, 9, 3, True),
-    "1b": Shape("Llama-3.2-1B", 128256, 2048, 16, 8192, 32, 8, True),
-    "8b": Shape("Llama-3.1-8B", 128256, 4096, 32, 14336, 32, 8, False),
-}
+__all__ = ['STRATEGY_ORDER', 'Plan', 'plan_memory', 'candidates', 'cheapest_fit', 'plan_table', 'plot_plans', 'check_plans']
 
 # %% ../../nbs/41_distributed.plan.ipynb #fea0f04d
 STRATEGY_ORDER = ("single", "ddp", "zero1", "zero2", "fsdp", "zero3")  # least communication and overhead first
