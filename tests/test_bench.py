@@ -40,7 +40,7 @@ def test_an_arm_records_its_phases_and_can_profile_its_setup(tmp_path, monkeypat
     for r in (profiled, plain):
         assert 0 < r["imported_s"] < r["made_s"] < r["ready_s"] < r["ends"][0], r
         assert abs(r["ends"][0] - r["times"][0] - r["ready_s"]) < 0.05  # the first step begins when it is ready
-    assert "train_sft" in profiled["setup_profile"] and "_ft_nb_arm" in profiled["setup_profile"]
+    assert "plan_training" in profiled["setup_profile"] and "_ft_nb_arm" in profiled["setup_profile"]
     assert "setup_profile" not in plain
 
 

@@ -66,7 +66,7 @@ def _free_port() -> int:
 
 
 def test_two_nodes_over_loopback_equal_two_local_processes(two_processes, data, tmp_path):
-    spec = prepare(tmp_path / "nodes", "tiny", data, "lora", CFG, OPTIONS, "ddp", cuda=False)
+    spec = prepare(tmp_path / "nodes", "tiny", data, "lora", CFG, OPTIONS, "ddp", cuda=False, processes=2)  # one process on each of two nodes
     port = _free_port()
     nodes = [subprocess.Popen(torchrun_command(spec, 1, nodes=2, node_rank=r, port=port), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
              for r in range(2)]

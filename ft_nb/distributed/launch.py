@@ -137,7 +137,7 @@ def prepare(run_dir: Path | str,  # the run folder
             strategy: str = "ddp",  # one of STRATEGIES
             offload: bool = False,  # CPU offload (FSDP, ZeRO)
             cuda: bool | None = None,  # whether workers use GPUs; None: if this machine has any (CUDA is not initialised)
-            processes: int = 1,  # processes that will train (per node, times nodes)
+            processes: int = 1,  # processes that will train, over every node
            ) -> Path:
     "Prepare `data` once (`train.prepare`) and write it with the workers' spec into `<run_dir>/distributed/`; returns the spec's path."
     cuda = torch.cuda.device_count() > 0 if cuda is None else cuda  # counts devices without initialising CUDA
