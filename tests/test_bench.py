@@ -14,6 +14,7 @@ from ft_nb.train.sft import train_sft
 FT_NB = str(Path(sys.executable).parent / "ft_nb")
 
 
+@pytest.mark.slow
 def test_bench_quick_runs_every_arm_on_the_same_batches_and_they_agree(tmp_path):
     p = subprocess.run([FT_NB, "bench", "--quick", "--out", str(tmp_path)], capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stderr[-2000:]
@@ -30,6 +31,7 @@ def test_bench_quick_runs_every_arm_on_the_same_batches_and_they_agree(tmp_path)
     assert (tmp_path / "bench.png").stat().st_size > 0 and "| expert |" in (tmp_path / "bench.md").read_text()
 
 
+@pytest.mark.slow
 def test_an_arm_records_its_phases_and_can_profile_its_setup(tmp_path, monkeypatch):
     "Each run notes when its imports ended, its model was built and its first step began; FT_NB_BENCH_PROFILE=N keeps the setup's N costliest calls."
     spec = BenchSpec("tiny", steps=2, row_len=256, rows=1, median_len=40, max_len=200)
@@ -44,6 +46,7 @@ def test_an_arm_records_its_phases_and_can_profile_its_setup(tmp_path, monkeypat
     assert "setup_profile" not in plain
 
 
+@pytest.mark.slow
 def test_a_failing_arm_is_reported_with_its_log(tmp_path):
     res = run_arm("ft_nb", BenchSpec("tiny", steps=2, row_len=64, rows=1, median_len=40, max_len=200), tmp_path)  # examples longer than a row
     assert "failed" in res and "more than a packed row" in res["failed"]

@@ -1,4 +1,5 @@
 "The curate job through `ft_nb run`: every row accounted for, rejected rows kept with reasons, a report with a plot."
+import pytest
 import json
 
 from conftest import ROOT, ft_nb
@@ -7,6 +8,7 @@ from conftest import ROOT, ft_nb
 def _jsonl(p): return [json.loads(l) for l in p.read_text().splitlines()]
 
 
+@pytest.mark.slow
 def test_curate_job_accounts_for_every_row(out):
     # one good row survives: it cannot fill validation and test, which is allowed here and a failure by default
     r = ft_nb("run", "curate", "--quick", "-p", "source", ROOT / "tests/fixtures/broken.jsonl", "-p", "allow_empty_splits", "True",
@@ -23,6 +25,7 @@ def test_curate_job_accounts_for_every_row(out):
     assert json.loads((run / "manifest.json").read_text())["status"] == "succeeded"
 
 
+@pytest.mark.slow
 def test_curate_builtin_stdlib_records_python_version(out):
     r = ft_nb("run", "curate", "-p", "tokenizer", "tiny", "--output-root", out, "--run-name", "s")
     assert r.returncode == 0, r.stderr[-3000:]

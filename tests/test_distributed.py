@@ -14,6 +14,8 @@ from ft_nb.train.checkpoints import last_complete_checkpoint
 from ft_nb.train.config import SFTConfig
 from ft_nb.train.sft import train_sft
 
+pytestmark = pytest.mark.slow  # multi-process runs and jobs end to end: `make test-all`
+
 OPTIONS = {"dropout": 0.0}  # LoRA dropout draws different masks per process: off, so that the runs can be compared exactly
 CFG = SFTConfig(max_steps=24, batch_size=2, eval_every=4, save_every=4, max_length=128, lr=1e-2, seed=0)
 

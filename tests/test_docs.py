@@ -53,6 +53,7 @@ def _chromium(*args, tmp) -> str:
 
 
 @needs_chromium
+@pytest.mark.slow
 def test_the_site_builds_offline_and_renders_plots_and_api_docs(tmp_path):
     index = build.build()
     site = index.parent

@@ -1,10 +1,13 @@
 "Sweeps and searches through the `ft_nb` command: finished runs skipped, a killed search resumed from its study, the best trial's file rerun."
+import pytest
 import json, os, signal, subprocess, time
 
 import yaml
 
 from conftest import FT_NB, ROOT, ft_nb
 from ft_nb.core import _alive
+
+pytestmark = pytest.mark.slow  # multi-process runs and jobs end to end: `make test-all`
 
 
 def test_sweep_job_skips_the_runs_it_already_made(out):

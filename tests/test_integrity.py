@@ -1,5 +1,5 @@
 "Data integrity: cleaning that keeps meaning, bad bytes that cost one row, results that cannot be empty by accident, curate and train that fit, overwrites that never mix runs."
-import json, os, signal, subprocess, time, unicodedata
+import json, re, os, signal, subprocess, time, unicodedata
 
 import psutil
 import pytest
@@ -80,18 +80,27 @@ def test_curating_1000_lines_accounts_for_every_row(out, tmp_path):
 
 
 # 3. Results that cannot be empty by accident; ranges; negative numbers.
-@pytest.mark.parametrize("rows, extra, says", [
-    ([], [], "curation read no rows from"),
-    ([{"question": "?", "reply": "!"}] * 3, [], "curation left train"),
-    ([qa(f"q{i}", f"a{i}") for i in range(30)], ["-p", "val_frac", "0.7", "-p", "test_frac", "0.7"], "val_frac + test_frac must be below 1"),
-    ([qa("What is the capital of France?", "Paris.")] * 5, ["-p", "val_frac", "0.5", "-p", "test_frac", "0.4"], "empty"),
+@pytest.mark.parametrize("rows, fracs, says", [
+    ([], {}, "curation read no rows from"),
+    ([{"question": "?", "reply": "!"}] * 3, {}, "curation left train"),
+    ([qa(f"q{i}", f"a{i}") for i in range(30)], {"val_frac": 0.7, "test_frac": 0.7}, "val_frac + test_frac must be below 1"),
+    ([qa("What is the capital of France?", "Paris.")] * 5, {"val_frac": 0.5, "test_frac": 0.4}, "empty"),
 ])
-def test_empty_results_fail(rows, extra, says, out, tmp_path):
+def test_empty_results_fail(rows, fracs, says, tmp_path):
+    "Refused where the curation raises (the job records such a failure: test_an_empty_curation_fails_the_job)."
+    from ft_nb.data.curate import CurateConfig, curate
+    from ft_nb.models import load_tokenizer
     (tmp_path / "src.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    r = ft_nb("run", "curate", "-p", "source", tmp_path / "src.jsonl", "-p", "tokenizer", "tiny", *extra, "--output-root", out, "--run-name", "e")
-    assert r.returncode == 1 and says in r.stderr, r.stderr[-2000:]
+    with pytest.raises(ValueError, match=re.escape(says)): curate(tmp_path / "src.jsonl", tmp_path / "out", load_tokenizer("tiny"), CurateConfig(**fracs))
+
+
+@pytest.mark.slow
+def test_an_empty_curation_fails_the_job(out, tmp_path):
+    (tmp_path / "src.jsonl").write_text("")
+    r = ft_nb("run", "curate", "-p", "source", tmp_path / "src.jsonl", "-p", "tokenizer", "tiny", "--output-root", out, "--run-name", "e")
+    assert r.returncode == 1 and "curation read no rows from" in r.stderr, r.stderr[-2000:]
     m = read_manifest(out / "e")
-    assert m["status"] == "failed" and says in m["error"]
+    assert m["status"] == "failed" and "curation read no rows from" in m["error"]
 
 
 @pytest.mark.parametrize("args, says", [
@@ -109,6 +118,7 @@ def test_negative_numbers_parse_and_are_refused_by_range(out):
 
 
 # 4. Curate hands training what it can use.
+@pytest.mark.slow
 def test_curate_then_train_fits(out, tmp_path):
     write_jsonl(tmp_path / "small.jsonl", make_people(40))
     r = ft_nb("run", "curate", "-p", "source", tmp_path / "small.jsonl", "-p", "tokenizer", "tiny", "-p", "max_tokens", "300",
@@ -125,6 +135,7 @@ def test_curate_then_train_fits(out, tmp_path):
     assert r.returncode == 1 and "has no train.jsonl" in r.stderr
 
 
+@pytest.mark.slow
 def test_audit_runs_before_generation_and_names_a_real_parameter(out, tmp_path):
     write_jsonl(tmp_path / "long.jsonl", [qa("word " * 300, "ok " + str(i)) for i in range(20)])
     r = ft_nb("run", "train", "--quick", "-p", "data", tmp_path / "long.jsonl", "-p", "max_length", "64", "-p", "n_generate", "4",
@@ -137,6 +148,7 @@ def test_audit_runs_before_generation_and_names_a_real_parameter(out, tmp_path):
 
 
 # 5. --overwrite never leaves a failed run beside stale results.
+@pytest.mark.slow
 def test_overwrite_replaces_on_success_and_keeps_the_old_run_on_failure(out, tmp_path):
     write_jsonl(tmp_path / "a.jsonl", make_people(30))
     assert ft_nb("run", "curate", "-p", "source", tmp_path / "a.jsonl", "-p", "tokenizer", "tiny", "--output-root", out, "--run-name", "o").returncode == 0
@@ -155,6 +167,7 @@ def test_overwrite_replaces_on_success_and_keeps_the_old_run_on_failure(out, tmp
 
 
 # 9. A killed run is found as interrupted, and its temporary files go.
+@pytest.mark.slow
 def test_killed_run_is_found_interrupted(out, tmp_path):
     write_jsonl(tmp_path / "a.jsonl", make_people(300))
     proc = subprocess.Popen([str(FT_NB), "run", "curate", "-p", "source", str(tmp_path / "a.jsonl"), "-p", "tokenizer", "tiny",

@@ -29,6 +29,7 @@ def _run(out, name, *extra):
     return r, out / name
 
 
+@pytest.mark.slow
 def test_quickstart_writes_a_complete_run_and_repeats_exactly(out):
     r, run = _run(out, "a")
     assert r.returncode == 0, r.stderr[-3000:]
@@ -39,6 +40,11 @@ def test_quickstart_writes_a_complete_run_and_repeats_exactly(out):
     assert manifest["status"] == "succeeded" and manifest["ended"] and manifest["params"]["quick"] is True
     assert manifest["versions"]["torch"] and manifest["seed"] == 42
     m = json.loads((run / "metrics.json").read_text())
+    # the training plan, printed before the first step, stored in the manifest and shown by `ft_nb show`
+    assert manifest["plan"]["steps"] == m["steps"] and manifest["plan"]["summary"].splitlines()[0] in r.stdout
+    assert "plan: " in r.stdout and r.stdout.index("plan: ") < r.stdout.index("step ")  # before the first progress line
+    shown = ft_nb("show", run)
+    assert shown.returncode == 0 and manifest["plan"]["summary"] in shown.stdout
     assert m["best_val_loss"] < m["first_val_loss"]
     assert m["eval_split"] == "test" and m["eval_items"] == 2 and m["forgetting"] is not None and set(m["difference"]) >= {"fields", "token_f1"}
     assert (run / "loss.png").read_bytes()[:4] == b"\x89PNG"
@@ -76,13 +82,20 @@ def test_existing_run_folder_is_not_overwritten(out):
     assert (out / "taken" / "keep.txt").read_text() == "x"
 
 
-@pytest.mark.parametrize("param, value, says", [
-    ("data", "nope", "Unknown data 'nope'"),
-    ("base_model", "smollm", "Unknown base model 'smollm'"),
-    ("method", "lorra", "Unknown method 'lorra'"),
+@pytest.mark.parametrize("call, says", [
+    (lambda: __import__("ft_nb.data.builtin", fromlist=["load_data"]).load_data("nope"), "Unknown data 'nope'"),
+    (lambda: __import__("ft_nb.models", fromlist=["load_base_model"]).load_base_model("smollm"), "Unknown base model 'smollm'"),
+    (lambda: __import__("ft_nb.methods.core", fromlist=["get_method"]).get_method("lorra"), "Unknown method 'lorra'"),
 ])
-def test_failed_job_is_recorded_as_failed(out, param, value, says):
-    r, run = _run(out, f"bad-{param}", "-p", param, value)
+def test_unknown_names_are_refused_where_they_are_looked_up(call, says):
+    "What the quickstart job's `data`, `base_model` and `method` meet (the job records such a failure: test_failed_job_is_recorded_as_failed)."
+    with pytest.raises(Exception, match=re.escape(says)): call()
+
+
+@pytest.mark.slow
+def test_failed_job_is_recorded_as_failed(out):
+    says = "Unknown method 'lorra'"
+    r, run = _run(out, "bad-method", "-p", "method", "lorra")
     assert r.returncode == 1 and says in r.stderr
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["status"] == "failed" and says in manifest["error"]
@@ -92,6 +105,7 @@ def test_failed_job_is_recorded_as_failed(out, param, value, says):
     assert not (run / "metrics.json").exists()
 
 
+@pytest.mark.slow
 def test_forgetting_and_eval_jobs_check_a_train_run(out):
     r = ft_nb("run", "train", "--quick", "-p", "data", "people", "-p", "balance_by", "category", "--output-root", out, "--run-name", "t")
     assert r.returncode == 0, r.stderr[-2000:]
@@ -132,6 +146,7 @@ def test_forgetting_and_eval_jobs_check_a_train_run(out):
     assert r.returncode == 1 and "people has no split 'val'; it has train, validation, test" in r.stderr
 
 
+@pytest.mark.slow
 def test_rag_job_measures_four_options_and_recommends(out):
     r = ft_nb("run", "rag", "--quick", "--output-root", out, "--run-name", "r")
     assert r.returncode == 0, r.stderr[-2000:]
@@ -143,6 +158,7 @@ def test_rag_job_measures_four_options_and_recommends(out):
     assert r.returncode == 1 and "expected 'bm25', 'dense' or 'best'" in r.stderr
 
 
+@pytest.mark.slow
 def test_rag_job_reads_a_folder_of_documents_given_by_relative_paths(tmp_path):
     (tmp_path / "docs").mkdir()
     (tmp_path / "docs" / "faq.md").write_text("# FAQ\n\nRefunds take 14 days.\n\nSupport answers within 2 hours.\n\nThe office is in Lyon.\n")
@@ -160,6 +176,7 @@ def test_rag_job_reads_a_folder_of_documents_given_by_relative_paths(tmp_path):
     assert r.returncode == 1 and "bad.jsonl: question 1: the answer 'blue' is in no passage" in r.stderr
 
 
+@pytest.mark.slow
 def test_prefer_job_refuses_bad_pairs_naming_file_and_line(out, tmp_path):
     msg = lambda role, text: [{"role": role, "content": text}]
     pairs = [{"prompt": msg("user", "2 + 2?"), "chosen": msg("assistant", "4"), "rejected": msg("assistant", "5")},
@@ -169,6 +186,7 @@ def test_prefer_job_refuses_bad_pairs_naming_file_and_line(out, tmp_path):
     assert r.returncode == 1 and "prefs.jsonl:2: 'chosen' and 'rejected' are the same answer" in r.stderr, r.stderr[-1500:]
 
 
+@pytest.mark.slow
 def test_instruct_job_keeps_held_out_tasks_out_of_training(out):
     r = ft_nb("run", "instruct", "--quick", "-p", "held_out", "kind_of", "--output-root", out, "--run-name", "i")
     assert r.returncode == 0, r.stderr[-2000:]
@@ -180,6 +198,7 @@ def test_instruct_job_keeps_held_out_tasks_out_of_training(out):
     assert r.returncode == 1 and "unknown task(s) ['nope']" in r.stderr
 
 
+@pytest.mark.slow
 def test_parameter_files_are_checked_and_then_used(out, tmp_path):
     (tmp_path / "bad.yaml").write_text("max_steps: two\n")
     r = ft_nb("run", "quickstart", "-f", tmp_path / "bad.yaml", "--output-root", out)

@@ -36,6 +36,7 @@ def test_damaged_cache_is_detected(tmp_path, damage):
     assert not cache_is_valid(_damaged_copy(tmp_path / "d", damage))
 
 
+@pytest.mark.slow
 def test_damaged_cache_is_rebuilt_not_loaded(tmp_path):
     cache = _damaged_copy(tmp_path, "truncated")
     rebuilt = build_embedded_cache(tmp_path)  # converts the GGUF again: about 30 s

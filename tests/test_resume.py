@@ -1,9 +1,12 @@
 "A training job killed with SIGKILL shows as interrupted, refuses to resume on changed data, resumes from its last complete checkpoint on the same data and ends as an uninterrupted run does; two runs of the same thing differ only in times and names."
+import pytest
 import json, os, signal, subprocess, sys, time
 
 import psutil
 
 from conftest import FT_NB, ROOT, ft_nb
+
+pytestmark = pytest.mark.slow  # multi-process runs and jobs end to end: `make test-all`
 
 PARAMS = ["-p", "base_model", "tiny", "-p", "max_steps", "12", "-p", "eval_every", "2",
           "-p", "save_every", "2", "-p", "batch_size", "4", "-p", "lr", "0.01", "-p", "seed", "3"]

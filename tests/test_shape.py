@@ -150,11 +150,13 @@ def _in(root: Path, *cmd, timeout=900):
     return subprocess.run([sys.executable, *cmd], cwd=root, capture_output=True, text=True, env=env, timeout=timeout)
 
 
+@pytest.mark.slow
 def test_a_new_method_joins_the_test_matrix(scratch_checkout):
     r = _in(scratch_checkout, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_methods.py", "-k", "trains_and_reloads and norms")
     assert r.returncode == 0 and "1 passed" in r.stdout, r.stdout[-3000:] + r.stderr[-2000:]
 
 
+@pytest.mark.slow
 def test_a_new_method_joins_the_compare_job(scratch_checkout, tmp_path):
     "The compare job's 'all' names the new method, and the job trains and records it (one method: every registered one trains in the test matrix)."
     names = _in(scratch_checkout, "-c", "from ft_nb.methods.core import method_names; print(method_names('all'))")
