@@ -6,7 +6,7 @@ Docs: https://ft-nb.github.io/ft_nb/core.html.md"""
 
 # %% ../nbs/00_core.ipynb #fe2e6561
 from __future__ import annotations
-import configparser, contextlib, datetime as dt, hashlib, importlib, json, os, pkgutil, platform, subprocess, tempfile
+import configparser, contextlib, datetime as dt, hashlib, importlib, json, os, pkgutil, platform, subprocess, sys, tempfile
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -14,7 +14,8 @@ from pathlib import Path
 __all__ = ['SETTINGS_FILE', 'PROGRESS_ENV', 'MANIFEST', 'RUN_ENV', 'Settings', 'find_settings_file', 'get_settings',
            'seed_everything', 'pick_device', 'pick_dtype', 'atomic_path', 'atomic_write_text', 'atomic_write_json',
            'atomic_dir', 'run_dir_for', 'package_versions', 'git_state', 'sha256_file', 'hardware', 'start_run',
-           'finish_run', 'read_manifest', 'note_run', 'check_interrupted', 'Registry', 'json_param']
+           'finish_run', 'read_manifest', 'note_run', 'check_interrupted', 'RunInUse', 'check_output_root', 'claim_run',
+           'Registry', 'json_param']
 
 # %% ../nbs/00_core.ipynb #aafc2b82
 @dataclass(frozen=True)
@@ -297,6 +298,40 @@ def check_interrupted(run_dir: Path | str,  # a run folder
     for f in run_dir.glob(".*"):  # what a killed run left half-written
         if f.is_file(): f.unlink()
     return finish_run(run_dir, "interrupted", error=f"the process that ran it ({m['pid']}) ended without recording an end")
+
+# %% ../nbs/00_core.ipynb #869e1ab1
+class RunInUse(FileExistsError):
+    "Another process holds the claim on a run folder."
+
+def check_output_root(root: Path | str,  # where run folders go
+                     ) -> Path:
+    "`root`, created if needed, once a file could be written in it; else a ValueError naming the path and the reason."
+    root = Path(root)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=root, prefix=".ft_nb-write-check-")
+        os.close(fd); os.unlink(probe)
+    except OSError as e:
+        raise ValueError(f"output root {root} cannot be written ({e.strerror or e}); "
+                         "pass --output-root with a folder you can write, or set output_root in settings.ini") from None
+    return root
+
+@contextlib.contextmanager
+def claim_run(run_dir: Path | str,  # the run folder to claim (it need not exist yet)
+             ):
+    "Hold an exclusive claim on `run_dir` while the block runs (a lock on `<root>/.<name>.lock`); a second claim fails at once with `RunInUse`."
+    import fcntl
+    run_dir = Path(run_dir)
+    fd = os.open(check_output_root(run_dir.parent) / f".{run_dir.name}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try: fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 300, 0).decode(errors="replace").strip() or "another process"
+            raise RunInUse(f"Run folder {run_dir} is in use by {holder}; wait for it to end, or choose another run name") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"process {os.getpid()} on {platform.node()} ({' '.join(sys.argv)[:200]})".encode(), 0)
+        yield run_dir
+    finally: os.close(fd)  # closing releases the lock
 
 # %% ../nbs/00_core.ipynb #1ea10841
 class Registry:

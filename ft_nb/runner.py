@@ -10,7 +10,8 @@ import contextlib, json, math, os, re, shutil, sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from .core import PROGRESS_ENV, _package_root, atomic_write_json, check_interrupted, finish_run, read_manifest, run_dir_for, start_run
+from .core import (PROGRESS_ENV, RunInUse, _package_root, atomic_write_json, check_interrupted, claim_run, finish_run, read_manifest,
+                        run_dir_for, start_run)
 
 # %% auto #0
 __all__ = ['RESERVED', 'jobs_dir', 'list_jobs', 'resolve_job', 'job_parameters', 'in_range', 'coerce', 'check_parameters',
@@ -190,13 +191,29 @@ def run_job(job: str,  # a job name or a path to a notebook
             resume: bool = False,  # continue an unfinished run in that folder
             progress: bool = True,  # show papermill's progress bar
            ) -> Path:
-    "Execute job notebook `job` with `params` into a fresh run folder (or, with `resume`, an unfinished one); returns the folder or raises `JobFailed`."
+    "Execute job notebook `job` with `params` into a fresh run folder (or, with `resume`, an unfinished one) it claims for its life; returns the folder or raises `JobFailed`."
+    nb, specs = resolve_job(job), None
+    if not (named := run_name or (params or {}).get("run_name")):  # a name given is claimed before anything slower than a lock
+        specs = job_parameters(nb)
+        named = specs.get("run_name", {}).get("default", "").strip("'\"")
+    if named:
+        run_dir = run_dir_for(named, job=nb.stem, root=output_root)
+        with claim_run(run_dir): return _run_claimed(nb, run_dir, params, overwrite, resume, progress, specs)
+    if resume: raise ValueError("--resume needs the run's name (--run-name)")
+    stamp = run_dir_for(None, job=nb.stem, root=output_root)
+    for n in range(1, 100):  # a name from the clock: the next free one, if another run took this second's
+        run_dir = stamp if n == 1 else stamp.with_name(f"{stamp.name}-{n}")
+        try:
+            with claim_run(run_dir):
+                if not run_dir.exists(): return _run_claimed(nb, run_dir, params, overwrite, resume, progress, specs)
+        except RunInUse: pass
+    raise FileExistsError(f"No free run folder named {stamp.name}[-N] under {stamp.parent}")
+
+def _run_claimed(nb: Path, run_dir: Path, params: dict | None, overwrite: bool, resume: bool, progress: bool, specs: dict | None = None) -> Path:
+    "`run_job`'s work once it holds the claim on `run_dir`."
     import papermill as pm
-    nb = resolve_job(job)
-    specs = job_parameters(nb)
+    specs = specs or job_parameters(nb)
     values = check_parameters(nb, params or {}, specs)
-    run_name = run_name or values.get("run_name") or specs.get("run_name", {}).get("default", "").strip("'\"")
-    run_dir = run_dir_for(run_name or None, job=nb.stem, root=output_root)
     if "run_name" in specs: values["run_name"] = run_dir.name
     check_interrupted(run_dir)
     replaces = None

@@ -224,3 +224,44 @@ def test_quality_filters_keep_code_lists_and_short_answers():
             qa("Capital of Peru?", "Lima."), qa("Is the US border open to Canada?", "Yes, the US border is open to Canada.")]
     assert [quality_issue(r) for r in good] == [None] * 4
     assert quality_issue(qa("Go on.", "and then " * 20)) == "repetitive"
+
+
+# Runs never overwrite each other: a run folder is claimed for the run's life.
+def test_a_run_name_in_use_is_refused_at_once(out, capsys):
+    from ft_nb.cli import main
+    holder = subprocess.Popen([str(FT_NB.parent / "python"), "-c", "import time; from ft_nb.core import claim_run\n"
+                               f"with claim_run({str(out / 'r')!r}): print('held', flush=True); time.sleep(60)"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        for extra in ([], ["--overwrite"], ["--resume"]):
+            t0 = time.perf_counter()
+            assert main(["run", "quickstart", "--quick", "--run-name", "r", "--output-root", str(out), *extra]) == 2
+            assert time.perf_counter() - t0 < 1
+            assert f"Run folder {out / 'r'} is in use by process {holder.pid}" in capsys.readouterr().err
+    finally: holder.kill(); holder.wait()
+    assert not (out / "r").exists()
+
+
+def test_an_output_root_that_cannot_be_written_is_refused(tmp_path, capsys):
+    from ft_nb.cli import main
+    (tmp_path / "file").write_text("x")
+    assert main(["run", "quickstart", "--quick", "--output-root", str(tmp_path / "file" / "runs")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"output root {tmp_path / 'file' / 'runs'} cannot be written (Not a directory)" in err
+
+
+@pytest.mark.slow
+def test_two_runs_of_one_name_started_a_second_apart(out, tmp_path):
+    write_jsonl(tmp_path / "a.jsonl", make_people(200))
+    first = subprocess.Popen([str(FT_NB), "run", "curate", "-p", "source", str(tmp_path / "a.jsonl"), "-p", "tokenizer", "tiny",
+                              "--output-root", str(out), "--run-name", "same"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(1)
+    write_jsonl(tmp_path / "b.jsonl", make_people(50, seed=1))
+    t0 = time.perf_counter()
+    second = ft_nb("run", "curate", "-p", "source", tmp_path / "b.jsonl", "-p", "tokenizer", "tiny", "--output-root", out, "--run-name", "same")
+    assert second.returncode == 2 and f"is in use by process {first.pid}" in second.stderr and time.perf_counter() - t0 < 5
+    stdout, stderr = first.communicate(timeout=600)
+    assert first.returncode == 0, stderr[-2000:]
+    m = read_manifest(out / "same")
+    assert m["status"] == "succeeded" and m["params"]["source"].endswith("a.jsonl")
+    assert json.loads((out / "same" / "metrics.json").read_text())["counts"]["rows_in"] == 200 and "rows_in 200" in stdout
