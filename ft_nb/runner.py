@@ -10,8 +10,8 @@ import contextlib, json, math, os, re, shutil, sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from .core import (PROGRESS_ENV, RunInUse, _package_root, atomic_write_json, check_interrupted, claim_run, finish_run, read_manifest,
-                        run_dir_for, start_run)
+from .core import (PROGRESS_ENV, RunInUse, _package_root, atomic_write_json, check_interrupted, claim_run, finish_run, get_settings,
+                        read_manifest, run_dir_for, start_run)
 
 # %% auto #0
 __all__ = ['RESERVED', 'jobs_dir', 'list_jobs', 'resolve_job', 'job_parameters', 'in_range', 'coerce', 'check_parameters',
@@ -193,9 +193,11 @@ def run_job(job: str,  # a job name or a path to a notebook
            ) -> Path:
     "Execute job notebook `job` with `params` into a fresh run folder (or, with `resume`, an unfinished one) it claims for its life; returns the folder or raises `JobFailed`."
     nb, specs = resolve_job(job), None
-    if not (named := run_name or (params or {}).get("run_name")):  # a name given is claimed before anything slower than a lock
-        specs = job_parameters(nb)
-        named = specs.get("run_name", {}).get("default", "").strip("'\"")
+    named = run_name or (params or {}).get("run_name")
+    if not (named and Path(output_root or get_settings().output_root).is_dir()):  # else a name is claimed before anything slower than a lock
+        specs = job_parameters(nb)  # nothing to race with yet: the parameters are checked before anything, the output root too, is written
+        check_parameters(nb, params or {}, specs)
+        named = named or specs.get("run_name", {}).get("default", "").strip("'\"")
     if named:
         run_dir = run_dir_for(named, job=nb.stem, root=output_root)
         with claim_run(run_dir): return _run_claimed(nb, run_dir, params, overwrite, resume, progress, specs)

@@ -1,6 +1,8 @@
 "Data integrity: cleaning that keeps meaning, bad bytes that cost one row, results that cannot be empty by accident, curate and train that fit, overwrites that never mix runs."
 import json, re, os, signal, subprocess, time, unicodedata
 
+import regex
+
 import psutil
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -21,7 +23,7 @@ LINE = st.one_of(
     st.sampled_from(["<p><b>hello</b></p>", '<img src="cat.png" alt="a cat">', "Tom &amp; Jerry", "&lt;tag&gt;", "<br/>", "<div class='x'>a</div>"]),
     st.builds(lambda ind, k: " " * ind + k, st.integers(0, 8), st.sampled_from(["server:", "port: 8080", "- item", "key: 'value'"])),
     st.sampled_from(["# Title", "* a list item", "1. first", "```python", "```", "| a | b |", "> quoted", ""]),
-    st.text(st.characters(blacklist_categories=("Cs", "Cc", "Zl", "Zp", "Cf")), max_size=30).map(lambda s: unicodedata.normalize("NFC", s).rstrip(" \t")),
+    st.text(st.characters(blacklist_categories=("Cs", "Cc", "Zl", "Zp", "Cf")), max_size=30).map(lambda s: unicodedata.normalize("NFC", s)),
 )
 
 
@@ -33,14 +35,28 @@ def test_default_clean_leaves_code_markup_and_yaml_alone(lines):
 
 
 def documented(t: str) -> str:
-    "The default normalisations, written out independently: line ends, NFC, control and zero-width characters, trailing white space, blank ends."
+    "The default normalisations, written out independently: line ends, NFC, control and zero-width characters, joiners that join nothing."
     t = unicodedata.normalize("NFC", t.replace("\r\n", "\n").replace("\r", "\n"))
-    t = "".join(c for c in t if not ((unicodedata.category(c) == "Cc" and c not in "\t\n") or c in "\u200b\u200c\u200d\u2060\ufeff"))
-    return "\n".join(line.rstrip(" \t") for line in t.split("\n")).strip("\n")
+    t = "".join(c for c in t if not ((unicodedata.category(c) == "Cc" and c not in "\t\n") or c in "\u200b\u2060\ufeff"))
+    has = lambda c, prop: c is not None and regex.fullmatch(rf"\p{{{prop}}}", c) is not None
+    joins = lambda c: any(has(c, f"Joining_Type={j}") for j in "LDRC")
+    def neighbour(i, step, skip):
+        while 0 <= i < len(t) and skip(t[i]): i += step
+        return t[i] if 0 <= i < len(t) else None
+    out = []
+    for i, c in enumerate(t):
+        if c in "\u200c\u200d":
+            emoji = c == "\u200d" and has(neighbour(i - 1, -1, lambda x: has(x, "Emoji_Modifier") or x == "\ufe0f"), "Extended_Pictographic") \
+                and has(neighbour(i + 1, 1, lambda x: False), "Extended_Pictographic")
+            virama = has(neighbour(i - 1, -1, lambda x: False), "Canonical_Combining_Class=Virama")
+            word = joins(neighbour(i - 1, -1, lambda x: has(x, "Joining_Type=T"))) and joins(neighbour(i + 1, 1, lambda x: has(x, "Joining_Type=T")))
+            if not (emoji or virama or word): continue
+        out.append(c)
+    return "".join(out)
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.text(st.sampled_from(list("ab <>&;\t\r\n\x07\u200b\u00e9\u0301 ")) | st.characters(), max_size=80))
+@given(st.text(st.sampled_from(list("ab <>&;\t\r\n\x07\u200b\u200c\u200d\u00e9\u0301 بی👩💻\U0001F3FD\ufe0f\u094dक\u064b")) | st.characters(), max_size=80))
 def test_default_clean_is_the_documented_normalisation(text):
     assert clean_text(text)[0] == documented(text)
 
@@ -265,3 +281,38 @@ def test_two_runs_of_one_name_started_a_second_apart(out, tmp_path):
     m = read_manifest(out / "same")
     assert m["status"] == "succeeded" and m["params"]["source"].endswith("a.jsonl")
     assert json.loads((out / "same" / "metrics.json").read_text())["counts"]["rows_in"] == 200 and "rows_in 200" in stdout
+
+
+# Cleaning keeps meaning, and the filters keep correct answers that look unusual.
+UNUSUAL = {  # prompt -> a correct answer that a careless cleaner or filter would change or drop
+    "Reply only with emoji: a technologist and a rainbow flag.": "👩\u200d💻 🏳\ufe0f\u200d🌈",
+    "Family emoji, one skin tone.": "👨🏽\u200d👩🏽\u200d👧🏽",
+    "How do you write 'I want' in Persian?": "می\u200cخواهم",
+    "Plural of 'book' in Persian?": "کتاب\u200cها",
+    "Persian for 'cars'?": "خودرو\u200cها",
+    "Devanagari ksha with an explicit half form.": "क्\u200dष",
+    "One word: the capital of Peru.": "Lima",
+    "How many legs has a spider?": "8",
+    "A 3x3 zero matrix in NumPy.": "np.zeros((3, 3))\narray([[0., 0., 0.],\n       [0., 0., 0.],\n       [0., 0., 0.]])",
+    "A list of 24 zeros in Python.": "[" + ", ".join(["0"] * 24) + "]",
+    "A 3x4 HTML table of zeros.": "<table>\n" + "".join("  <tr>" + "<td>0</td>" * 4 + "</tr>\n" for _ in range(3)) + "</table>",
+    "Extract the date from: 'The meeting was moved to 12 March 2024 at the main office.'": "12 March 2024",
+    "Extract the company names from: Acme Corp and Globex Inc signed the deal with Initech.": "Acme Corp, Globex Inc, Initech",
+    "Two lines with a Markdown line break.": "first line  \nsecond line",
+}
+
+
+def test_curation_keeps_unusual_correct_answers_byte_for_byte(tmp_path):
+    from ft_nb.data.curate import CurateConfig, curate
+    from ft_nb.models import load_tokenizer
+    write_jsonl(tmp_path / "a.jsonl", [qa(q, a) for q, a in UNUSUAL.items()])
+    report = curate(tmp_path / "a.jsonl", tmp_path / "out", load_tokenizer("tiny"), CurateConfig(val_frac=0, test_frac=0))
+    assert report["rejected"] == {} and report["rows_out"]["train"] == len(UNUSUAL)
+    assert {r["messages"][0]["content"]: r["messages"][1]["content"] for r in read_jsonl(tmp_path / "out" / "train.jsonl")} == UNUSUAL
+    flagged = [json.loads(line) for line in (tmp_path / "out" / "flagged.jsonl").read_text().splitlines()]
+    assert {f["flag"] for f in flagged} <= {"short_answer", "repetitive", "echo"}  # looked at, never dropped by default
+
+
+def test_stray_joiners_go_and_each_kind_is_counted():
+    assert clean_text("\u200dHi\u200c there\u200b") == ("Hi there", ["zero_width", "stray_joiner"])
+    assert clean_text("a\u200cb")[0] == "ab"  # Latin letters do not join: nothing to keep apart

@@ -1,4 +1,4 @@
-"""Normalisation that cannot change what a text means (code, markup and layout survive byte for byte), stronger rules only when asked and always counted, optional PII scrubbing, and quality checks calibrated not to reject code, lists or short answers.
+"""Normalisation that cannot change what a text means (code, markup, layout, emoji and every script survive byte for byte), stronger rules only when asked and always counted, optional PII scrubbing, and quality checks that flag what might be bad and reject only what certainly is.
 
 Docs: https://ft-nb.github.io/ft_nb/data.clean.html.md"""
 
@@ -7,12 +7,13 @@ Docs: https://ft-nb.github.io/ft_nb/data.clean.html.md"""
 # %% ../../nbs/15_data.clean.ipynb #b74d8b29
 from __future__ import annotations
 import functools, html, re, unicodedata
+import regex  # Unicode properties (joining types, emoji, viramas) that `re` does not know
 from dataclasses import dataclass, field
 from typing import Callable
 
 # %% auto #0
-__all__ = ['CleanConfig', 'clean_text', 'normalize_text', 'scrub_pii', 'QualityConfig', 'repeat_ratio', 'longest_loop',
-           'quality_issue', 'clean_record']
+__all__ = ['FLAGS', 'REJECTS', 'CleanConfig', 'clean_text', 'normalize_text', 'scrub_pii', 'QualityConfig', 'repeat_ratio',
+           'longest_loop', 'quality_issue', 'clean_record']
 
 # %% ../../nbs/15_data.clean.ipynb #572ce2dc
 @dataclass(frozen=True)
@@ -21,8 +22,21 @@ class CleanConfig:
     collapse_spaces: bool = False  # runs of spaces and tabs inside a line become one space (indentation stays)
     max_blank_lines: int | None = None  # shorten longer runs of blank lines to this many; None: keep them
     pii: bool = False  # replace e-mail addresses and phone numbers with placeholders
+    trim_whitespace: bool = False  # remove spaces and tabs at line ends and blank lines at the text's ends (changes Markdown line breaks)
 
-_CTRL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200d\u2060\ufeff]")  # C0 and C1 controls but tab and newline; zero-width
+_CTRL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")  # C0 and C1 controls but tab and newline
+_ZERO_WIDTH = re.compile(r"[\u200b\u2060\ufeff]")  # zero-width space, word joiner, byte-order mark
+_JOINER = regex.compile(r"[\u200c\u200d]")
+_JOINER_KEPT = regex.compile(  # where Unicode gives a joiner a job
+    r"(?<=\p{Extended_Pictographic}[\p{Emoji_Modifier}\ufe0f]*)\u200d(?=\p{Extended_Pictographic})"  # emoji ZWJ sequence (UTS #51)
+    r"|(?<=\p{Canonical_Combining_Class=Virama})[\u200c\u200d]"  # after a virama (Indic half forms)
+    r"|(?<=[\p{Joining_Type=L}\p{Joining_Type=D}\p{Joining_Type=R}\p{Joining_Type=C}]\p{Joining_Type=T}*)[\u200c\u200d]"
+    r"(?=\p{Joining_Type=T}*[\p{Joining_Type=L}\p{Joining_Type=D}\p{Joining_Type=R}\p{Joining_Type=C}])")  # inside a word of a joining script
+
+def _stray_joiners(s: str) -> str:
+    "`s` without the joiners that join nothing (see above)."
+    if "\u200c" not in s and "\u200d" not in s: return s
+    return _JOINER.sub(lambda m: m.group() if _JOINER_KEPT.match(s, m.start()) else "", s)
 _TAG = re.compile(r"</?(p|br|div|span|a|b|i|em|strong|ul|ol|li|h[1-6]|table|tr|td|th|img|font|html|body)\b[^>]*>", re.I)
 _ENTITY = re.compile(r"&(amp|lt|gt|quot|nbsp|#\d+);")
 _INNER_SPACES = re.compile(r"(?<=\S)[ \t\u00a0\u2000-\u200a\u202f\u205f\u3000]{2,}")
@@ -36,13 +50,15 @@ def _rules(cfg: CleanConfig) -> list[tuple[str, Callable[[str], str]]]:
     "The rules in the order they apply: the safe ones always, the others as `cfg` asks."
     rules = [("line_endings", lambda s: s.replace("\r\n", "\n").replace("\r", "\n")),
              ("unicode_nfc", lambda s: unicodedata.normalize("NFC", s)),
-             ("control_chars", lambda s: _CTRL.sub("", s))]
+             ("control_chars", lambda s: _CTRL.sub("", s)),
+             ("zero_width", lambda s: _ZERO_WIDTH.sub("", s)),
+             ("stray_joiner", _stray_joiners)]
     if cfg.strip_html: rules.append(("strip_html", _strip_html))
     if cfg.collapse_spaces: rules.append(("collapse_spaces", lambda s: _INNER_SPACES.sub(" ", s)))
-    rules.append(("trailing_whitespace", lambda s: "\n".join(line.rstrip(" \t") for line in s.split("\n"))))
+    if cfg.trim_whitespace: rules.append(("trailing_whitespace", lambda s: "\n".join(line.rstrip(" \t") for line in s.split("\n"))))
     if cfg.max_blank_lines is not None:
         rules.append(("max_blank_lines", lambda s: re.sub(r"\n{%d,}" % (cfg.max_blank_lines + 2), "\n" * (cfg.max_blank_lines + 1), s)))
-    rules.append(("blank_ends", lambda s: s.strip("\n")))
+    if cfg.trim_whitespace: rules.append(("blank_ends", lambda s: s.strip("\n")))
     if cfg.pii: rules.append(("pii", scrub_pii))
     return rules
 
@@ -73,12 +89,14 @@ def scrub_pii(s: str) -> str:
 # %% ../../nbs/15_data.clean.ipynb #f4b496a0
 @dataclass
 class QualityConfig:
-    min_answer_words: int = 1  # answers with fewer words are rejected
+    min_answer_words: int = 1  # answers with fewer words are flagged
     min_loop_repeats: int = 8  # a phrase of 1 to 10 words repeated this many times in a row is a degenerate loop
     max_repeat_ratio: float | None = None  # also reject answers of 12+ words whose share of repeated word 3-grams is above this; None: off
     max_echo_overlap: float = 0.8  # an answer adding no new word is an echo when the word sets' Jaccard similarity is above this
-    reject_refusals: bool = True  # reject boilerplate refusals
+    reject_refusals: bool = True  # flag boilerplate refusals (the name is kept for the job's parameter)
 
+FLAGS = ("short_answer", "repetitive", "echo", "refusal")  # what `quality_issue` names: likely bad, flagged and kept unless asked
+REJECTS = ("empty_after_cleaning", "same_answers")  # what `clean_record` names beyond them: certainly bad, rejected
 _REFUSAL = re.compile(r"\b(as an ai( language)? model|i('m| am) (sorry|afraid),? but i (can(no|')t|am unable)|i cannot (help|assist) with)", re.I)
 _words = lambda s: re.findall(r"\w+", s.lower())
 

@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 
 from ..core import atomic_path, atomic_write_json, json_param
 from .audit import audit_records
-from .clean import CleanConfig, QualityConfig, clean_record
+from .clean import FLAGS, CleanConfig, QualityConfig, clean_record
 from .dedup import DuplicateIndex, choose_copies, record_text
 from .load import LoadReport, iter_located, iter_records
 from .builtin import DATASETS, builtin_records
@@ -48,6 +48,7 @@ class CurateConfig:
     batch_rows: int = 4096  # rows cleaned and token-counted together in the first pass
     report_examples: int = 20  # duplicate clusters and contaminated items listed in the report
     allow_empty_splits: bool = False  # succeed even when a split asked for (a fraction above 0) ends up empty
+    drop_flagged: bool = False  # reject the rows a quality check flags (`clean.FLAGS`) instead of keeping them flagged
 
     def __post_init__(self):
         for name in ("val_frac", "test_frac"):
@@ -158,6 +159,7 @@ class Survivors:
     cats: list[str] = field(default_factory=list)  # each row's category
     hashes: list[float] = field(default_factory=list)  # each row's stable hash, for category caps
     lengths: list[int | None] = field(default_factory=list)  # each row's tokens, where counted
+    flags: list[str | None] = field(default_factory=list)  # the quality check each row failed, if any (kept, flagged)
 
 def first_pass(source: str | Path,  # what to curate: a file, folder or dataset name
                out_dir: Path,  # where the survivors and the loader's rejects are kept until the end
@@ -173,7 +175,7 @@ def first_pass(source: str | Path,  # what to curate: a file, folder or dataset 
     while True:
         with ledger.stage("load"): batch = next(batches, None)
         if batch is None: break
-        with ledger.stage("clean"): cleaned = _clean(batch, cfg, ledger)
+        with ledger.stage("clean"): cleaned, flags = _clean(batch, cfg, ledger)
         with ledger.stage("length"): counted = _count_tokens(cleaned, tok, cfg, already=len(kept.lengths))
         with ledger.stage("dedup"):
             for i, (where, r) in enumerate(cleaned):
@@ -182,18 +184,19 @@ def first_pass(source: str | Path,  # what to curate: a file, folder or dataset 
                 key = record_key(r)
                 kept.rows.add(r); kept.dups.add(record_text(r)); kept.wheres.append(where)
                 kept.splits.append(split_of(key, cfg.val_frac, cfg.test_frac)); kept.cats.append(r.get("category") or "none")
-                kept.hashes.append(unit_hash(key)); kept.lengths.append(n)
+                kept.hashes.append(unit_hash(key)); kept.lengths.append(n); kept.flags.append(flags.get(i))
     return kept
 
-def _clean(batch: list[tuple[str, dict]], cfg: CurateConfig, ledger: Ledger) -> list[tuple[str, dict]]:
-    "The cleaned rows of `batch` (with their places); the others are rejected with the check they failed. Changes are counted by rule."
-    out = []
+def _clean(batch: list[tuple[str, dict]], cfg: CurateConfig, ledger: Ledger) -> tuple[list[tuple[str, dict]], dict[int, str]]:
+    "The cleaned rows of `batch` (with their places) and the quality flags of those that have one, by index; rows certainly bad (or flagged, with `drop_flagged`) are rejected. Changes are counted by rule."
+    out, flags = [], {}
     for where, r in batch:
         c, why, rules = clean_record(r, cfg.clean, cfg.quality)
         if rules: ledger.changed(rules, r, c)
-        if why: ledger.reject("clean", why, r, where=where)
-        else: out.append((where, c))
-    return out
+        if why and (why not in FLAGS or cfg.drop_flagged): ledger.reject("clean", why, r, where=where); continue
+        if why: flags[len(out)] = why
+        out.append((where, c))
+    return out, flags
 
 def _count_tokens(rows: list[tuple[str, dict]], tok, cfg: CurateConfig, already: int) -> dict[int, int]:
     "Token counts of the rows that could exceed `max_tokens`, and of the first rows for the histogram, by index."
@@ -235,13 +238,17 @@ def write_splits(kept: Survivors,  # what pass 1 kept
                  out_dir: Path,  # where the split files go
                  ledger: Ledger,  # where the dropped rows go
                 ) -> Counter:
-    "Pass 2: every surviving row to its split's file, every dropped row to the rejects; returns rows per split."
+    "Pass 2: every surviving row to its split's file (and, if flagged, to `flagged.jsonl`), every dropped row to the rejects; returns rows per split and flags."
     counts = Counter()
     with contextlib.ExitStack() as stack:
-        files = {k: stack.enter_context(open(stack.enter_context(atomic_path(out_dir / v)), "w", encoding="utf-8")) for k, v in SPLIT_FILES.items()}
+        files = {k: stack.enter_context(open(stack.enter_context(atomic_path(out_dir / v)), "w", encoding="utf-8"))
+                 for k, v in {**SPLIT_FILES, "flagged": "flagged.jsonl"}.items()}
         for i, r in enumerate(kept.rows):
             if i in why: ledger.reject(*why[i], r, where=kept.wheres[i], split=kept.splits[i]); continue
             files[kept.splits[i]].write(json.dumps(r, ensure_ascii=False) + "\n"); counts[kept.splits[i]] += 1
+            if flag := kept.flags[i]:
+                files["flagged"].write(json.dumps({"flag": flag, "where": kept.wheres[i], "split": kept.splits[i], "row": r}, ensure_ascii=False) + "\n")
+                counts[f"flagged:{flag}"] += 1
     return counts
 
 def audit_train(out_dir: Path,  # the folder holding `train.jsonl`
@@ -293,6 +300,7 @@ def curate(source: str | Path,  # a built-in dataset name, a file, a folder, or 
     report = {"source": str(source), "dataset": dataset, "format": load_report.format, "formats": dict(load_report.formats),
               "tokenizer": getattr(tok, "name_or_path", None), "max_tokens": cfg.max_tokens, "rows_in": load_report.read,
               "rows_out": {k: out_counts[k] for k in SPLIT_FILES}, "rejected": rejected,
+              "flagged": {k.split(":", 1)[1]: v for k, v in out_counts.items() if k.startswith("flagged:")},
               "categories_before_balance": dict(before_balance), "categories_after": dict(Counter(c for i, c in enumerate(kept.cats) if i not in why)),
               "token_lengths": {"counted_rows": len(measured), "min": min(measured, default=0),
                                 "median": float(np.median(measured)) if measured else 0, "max": max(measured, default=0)},
@@ -310,8 +318,8 @@ def curate(source: str | Path,  # a built-in dataset name, a file, a folder, or 
 
 def counts(report: dict,  # what `curate` returns
           ) -> dict:
-    "Rows in, kept per split and rejected by reason: what the job prints and records."
-    return {"rows_in": report["rows_in"], "kept": report["rows_out"], "rejected": report["rejected"]}
+    "Rows in, kept per split, rejected by reason and kept but flagged by check: what the job prints and records."
+    return {"rows_in": report["rows_in"], "kept": report["rows_out"], "rejected": report["rejected"], "flagged": report.get("flagged", {})}
 
 def check_splits(report: dict,  # what `curate` wrote
                  cfg: CurateConfig):  # the chain's settings
