@@ -6,7 +6,7 @@ Docs: https://ft-nb.github.io/ft_nb/cli.html.md"""
 
 # %% ../nbs/64_cli.ipynb #2eda7ca8
 from __future__ import annotations
-import argparse, json, sys
+import argparse, json, os, sys
 from pathlib import Path
 
 from .core import get_settings
@@ -117,7 +117,13 @@ def format_counts(counts: dict,  # a job's `counts`: rows in, kept per split, re
     return "; ".join(parts)
 
 def main(argv: list[str] | None = None) -> int:
-    "Entry point of the `ft_nb` command."
+    "Entry point of the `ft_nb` command; it exits quietly when the reader of its output goes away (`ft_nb runs | head`)."
+    try: return _main(argv)
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so that Python's own flush at exit finds no pipe to fail on
+        return 0
+
+def _main(argv: list[str] | None) -> int:
     try: rest, params = _take_params(sys.argv[1:] if argv is None else list(argv))
     except ValueError as e: print(f"ft_nb: error: {e}", file=sys.stderr); return 2
     args = _parser().parse_args(rest)

@@ -11,11 +11,12 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['SETTINGS_FILE', 'PROGRESS_ENV', 'MANIFEST', 'RUN_ENV', 'Settings', 'find_settings_file', 'get_settings',
-           'seed_everything', 'pick_device', 'pick_dtype', 'atomic_path', 'atomic_write_text', 'atomic_write_json',
-           'atomic_dir', 'run_dir_for', 'package_versions', 'git_state', 'sha256_file', 'hardware', 'start_run',
-           'finish_run', 'read_manifest', 'note_run', 'check_interrupted', 'RunInUse', 'check_output_root', 'claim_run',
-           'Registry', 'json_param']
+__all__ = ['SETTINGS_FILE', 'PROGRESS_ENV', 'MANIFEST', 'RUN_ENV', 'DATA_PARAMS', 'DATA_SUFFIXES', 'Settings',
+           'find_settings_file', 'get_settings', 'seed_everything', 'pick_device', 'pick_dtype', 'atomic_path',
+           'atomic_write_text', 'atomic_write_json', 'atomic_dir', 'run_dir_for', 'package_versions', 'git_state',
+           'sha256_file', 'hardware', 'start_run', 'finish_run', 'read_manifest', 'note_run', 'check_interrupted',
+           'RunInUse', 'check_output_root', 'claim_run', 'check_finished_run', 'check_data_inputs', 'Registry',
+           'json_param']
 
 # %% ../nbs/00_core.ipynb #aafc2b82
 @dataclass(frozen=True)
@@ -332,6 +333,34 @@ def claim_run(run_dir: Path | str,  # the run folder to claim (it need not exist
         os.pwrite(fd, f"process {os.getpid()} on {platform.node()} ({' '.join(sys.argv)[:200]})".encode(), 0)
         yield run_dir
     finally: os.close(fd)  # closing releases the lock
+
+# %% ../nbs/00_core.ipynb #2f1c5578
+DATA_PARAMS = ("data", "source", "documents", "questions")  # parameters that name a job's data
+DATA_SUFFIXES = (".jsonl", ".json", ".csv", ".parquet", ".md", ".markdown", ".txt")  # the files a data folder holds
+
+def check_finished_run(folder: Path | str,  # a folder a job is about to read
+                      ) -> dict | None:
+    "The manifest of the run in `folder` (None for a folder that is not a run); a ValueError naming its status if the run did not succeed."
+    if (m := check_interrupted(folder)) is None or m.get("status") == "succeeded": return m
+    state = "is still running" if m["status"] == "running" else m["status"]
+    why = f" ({m['error']})" if m.get("error") else ""
+    raise ValueError(f"{folder} holds a {m.get('job', '')} run that {state}{why}: its files are not a finished result. "
+                     "Use a run that succeeded, or run it again")
+
+def _looks_like_path(value: str) -> bool:
+    return "/" in value or value.startswith(("~", ".")) or value.endswith(DATA_SUFFIXES) or Path(value).exists()
+
+def check_data_inputs(values: dict,  # a job's parameters, typed
+                     ) -> None:
+    "Refuse, before a job starts, a data parameter naming a path that is missing, a folder with no data files, or an unfinished run."
+    for k, v in values.items():
+        if k not in DATA_PARAMS or not isinstance(v, str) or not v or not _looks_like_path(v): continue
+        p = Path(v).expanduser()
+        if not p.exists(): raise FileNotFoundError(f"parameter {k}: no file or folder at {v}")
+        if p.is_dir():
+            check_finished_run(p)
+            if not any(f.suffix in DATA_SUFFIXES for f in p.rglob("*") if f.is_file()):
+                raise ValueError(f"parameter {k}: the folder {v} holds no data files ({', '.join(DATA_SUFFIXES)})")
 
 # %% ../nbs/00_core.ipynb #1ea10841
 class Registry:

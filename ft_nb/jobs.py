@@ -13,7 +13,7 @@ from types import SimpleNamespace
 
 from fastcore.basics import patch
 
-from .core import (MANIFEST, RUN_ENV, atomic_path, atomic_write_json, atomic_write_text, finish_run, get_settings, read_manifest,
+from .core import (DATA_PARAMS, DATA_SUFFIXES, MANIFEST, RUN_ENV, atomic_path, atomic_write_json, atomic_write_text, finish_run, get_settings, read_manifest,
                         run_dir_for, seed_everything, sha256_file, start_run)
 from .data.builtin import builtin_names, builtin_records
 from .data.records import write_jsonl
@@ -23,8 +23,8 @@ from .eval.review import write_review
 from .models import EMBEDDED, TINY, build_embedded_cache, load_tokenizer
 
 # %% auto #0
-__all__ = ['DATA_PARAMS', 'MODEL_PARAMS', 'JobError', 'save_figure', 'Job', 'data_fingerprint', 'model_fingerprint',
-           'input_fingerprints', 'artifact_hashes', 'job_values', 'begin']
+__all__ = ['MODEL_PARAMS', 'JobError', 'save_figure', 'Job', 'data_fingerprint', 'model_fingerprint', 'input_fingerprints',
+           'artifact_hashes', 'job_values', 'begin']
 
 # %% ../nbs/60_jobs.ipynb #7f17be7b
 class JobError(RuntimeError):
@@ -64,9 +64,7 @@ class Job:
         return m
 
 # %% ../nbs/60_jobs.ipynb #4f3c6958
-DATA_PARAMS = ("data", "source", "documents", "questions")  # parameters that name a job's data
 MODEL_PARAMS = ("base_model", "base", "tokenizer")  # parameters that name a model or its tokenizer
-_DATA_SUFFIXES = (".jsonl", ".json", ".csv", ".parquet", ".md", ".markdown", ".txt")
 
 def _digest(parts) -> str:
     "One SHA-256 over an ordered sequence of strings."
@@ -79,7 +77,7 @@ def data_fingerprint(value: str) -> dict:
     p = Path(value).expanduser()
     if p.is_file(): return {"path": str(p.resolve()), "sha256": sha256_file(p), "bytes": p.stat().st_size}
     if p.is_dir():
-        suffixes = (".jsonl",) if (p / MANIFEST).is_file() else _DATA_SUFFIXES  # a run folder's other files hold times
+        suffixes = (".jsonl",) if (p / MANIFEST).is_file() else DATA_SUFFIXES  # a run folder's other files hold times
         files = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix in suffixes and not any(s.startswith(".") for s in f.relative_to(p).parts))
         return {"path": str(p.resolve()), "sha256": _digest(f"{f.relative_to(p).as_posix()}:{sha256_file(f)}" for f in files), "files": len(files)}
     if value in builtin_names():

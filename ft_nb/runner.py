@@ -10,8 +10,8 @@ import contextlib, json, math, os, re, shutil, sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from .core import (PROGRESS_ENV, RunInUse, _package_root, atomic_write_json, check_interrupted, claim_run, finish_run, get_settings,
-                        read_manifest, run_dir_for, start_run)
+from .core import (PROGRESS_ENV, RunInUse, _package_root, atomic_write_json, check_data_inputs, check_interrupted, claim_run, finish_run,
+                        get_settings, read_manifest, run_dir_for, start_run)
 
 # %% auto #0
 __all__ = ['RESERVED', 'jobs_dir', 'list_jobs', 'resolve_job', 'job_parameters', 'in_range', 'coerce', 'check_parameters',
@@ -196,7 +196,7 @@ def run_job(job: str,  # a job name or a path to a notebook
     named = run_name or (params or {}).get("run_name")
     if not (named and Path(output_root or get_settings().output_root).is_dir()):  # else a name is claimed before anything slower than a lock
         specs = job_parameters(nb)  # nothing to race with yet: the parameters are checked before anything, the output root too, is written
-        check_parameters(nb, params or {}, specs)
+        check_data_inputs(check_parameters(nb, params or {}, specs))
         named = named or specs.get("run_name", {}).get("default", "").strip("'\"")
     if named:
         run_dir = run_dir_for(named, job=nb.stem, root=output_root)
@@ -216,6 +216,7 @@ def _run_claimed(nb: Path, run_dir: Path, params: dict | None, overwrite: bool, 
     import papermill as pm
     specs = specs or job_parameters(nb)
     values = check_parameters(nb, params or {}, specs)
+    check_data_inputs(values)  # a missing file, an empty folder, an unfinished run: refused before a kernel starts
     if "run_name" in specs: values["run_name"] = run_dir.name
     check_interrupted(run_dir)
     replaces = None

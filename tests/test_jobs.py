@@ -1,10 +1,10 @@
 "Job notebooks run through the `ft_nb` command: files, manifests, reproducibility and refusals."
-import json, re
+import json, os, re, subprocess
 
 import nbformat
 import pytest
 
-from conftest import ROOT, ft_nb
+from conftest import FT_NB, ROOT, ft_nb
 from ft_nb.runner import job_parameters, list_jobs
 
 
@@ -223,3 +223,30 @@ def test_train_job_passes_the_fast_paths_knobs_to_the_training_config():
     assert (cfg.pack_length, cfg.pack_rows, cfg.fast, cfg.max_length) == (8192, -1, True, 6000)
     assert sft_config(check_parameters(nb, {"fast": "None"})).fast is None
     with pytest.raises(ValueError, match=r"'pack_rows' must be in \[-1, inf\)"): check_parameters(nb, {"pack_rows": "-2"})
+
+
+# Inputs checked before a kernel starts; a command whose reader goes away ends quietly.
+def test_unusable_data_is_refused_before_the_job_starts(tmp_path, capsys):
+    from ft_nb.cli import main
+    from ft_nb.core import finish_run, start_run
+    failed = tmp_path / "cur"
+    start_run(failed, "curate", {}); finish_run(failed, "failed", error="ValueError: curation left validation and test empty")
+    (failed / "train.jsonl").write_text(json.dumps({"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]}) + "\n")
+    (tmp_path / "empty").mkdir()
+    cases = {"data": (str(failed), f"{failed} holds a curate run that failed (ValueError: curation left validation and test empty)"),
+             "source": (str(tmp_path / "empty"), f"parameter source: the folder {tmp_path / 'empty'} holds no data files"),
+             "documents": (str(tmp_path / "no" / "docs"), f"parameter documents: no file or folder at {tmp_path / 'no' / 'docs'}")}
+    for (param, (value, says)), job in zip(cases.items(), ("train", "curate", "rag")):
+        assert main(["run", job, "-p", param, value, "--output-root", str(tmp_path / "out")]) == 2
+        assert says in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+    from ft_nb.data.builtin import load_curated
+    with pytest.raises(ValueError, match="holds a curate run that failed"): load_curated(failed)  # the library refuses it too
+
+
+def test_a_closed_output_pipe_ends_the_command_quietly():
+    read, write = os.pipe()
+    os.close(read)  # as `ft_nb list | head -1` once head has its line
+    r = subprocess.run([str(FT_NB), "list"], stdout=write, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    os.close(write)
+    assert r.returncode == 0 and r.stderr == ""

@@ -13,7 +13,7 @@ from typing import Callable
 
 from datasets import Dataset, DatasetDict
 
-from ..core import Registry
+from ..core import Registry, check_finished_run
 from .records import read_jsonl, split_records, write_jsonl
 
 # %% auto #0
@@ -169,8 +169,9 @@ def people() -> list[dict]:
 _SPLIT_FILES = {"train": "train.jsonl", "validation": "val.jsonl", "test": "test.jsonl"}
 
 def load_curated(folder: Path | str) -> DatasetDict:
-    "The splits of a curated folder; `train.jsonl` is required, an empty or missing validation or test split is left out."
+    "The splits of a curated folder; `train.jsonl` is required, an empty or missing validation or test split is left out; a run that did not succeed is refused."
     folder = Path(folder)
+    check_finished_run(folder)
     if not (folder / "train.jsonl").is_file():
         raise FileNotFoundError(f"{folder} has no train.jsonl: expected a curated folder (the `curate` job's run folder) with train.jsonl, val.jsonl and test.jsonl")
     return DatasetDict({k: Dataset.from_list(rows) for k, f in _SPLIT_FILES.items()
