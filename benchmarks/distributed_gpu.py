@@ -58,7 +58,7 @@ ROW = 4096  # tokens per packed row: the fast path's default
 def data(copies: int = 8):
     "The `stdlib` examples, `copies` times over (about 21 packed rows each): enough rows that no run of this script starts a second epoch."
     from datasets import DatasetDict, concatenate_datasets
-    from ft_nb.data.builtin import load_data
+    from ft_nb.data.load import load_data
     return DatasetDict({"train": concatenate_datasets([load_data("stdlib")["train"]] * copies)})  # no validation: timing only the training steps
 
 

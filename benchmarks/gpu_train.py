@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, LlamaConfig, TrainerCallback
 
-from ft_nb.data.builtin import load_data
+from ft_nb.data.load import load_data
 from ft_nb.methods.core import count_parameters
 from ft_nb.methods.qlora import quantize_nf4
 from ft_nb.train.config import SFTConfig

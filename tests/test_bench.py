@@ -6,7 +6,7 @@ import torch
 from datasets import DatasetDict
 
 from ft_nb.bench.speed import QUICK, BenchSpec, run_arm
-from ft_nb.data.builtin import load_data
+from ft_nb.data.load import load_data
 from ft_nb.models import load_base_model
 from ft_nb.train.config import SFTConfig
 from ft_nb.train.sft import train_sft

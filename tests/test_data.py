@@ -1,5 +1,5 @@
 "Supervision: only assistant tokens are trained on, across the whole built-in dataset."
-from ft_nb.data.builtin import load_data
+from ft_nb.data.load import load_data
 from ft_nb.data.tokenize import IGNORE_INDEX, tokenize_chat
 from ft_nb.models import load_tokenizer
 

@@ -6,7 +6,7 @@ import torch
 from datasets import DatasetDict
 from safetensors.torch import load_file
 
-from ft_nb.data.builtin import load_data
+from ft_nb.data.load import load_data
 from ft_nb.distributed.launch import LaunchError, launch, prepare, torchrun_command
 from ft_nb.methods.core import load_trained
 from ft_nb.models import load_base_model

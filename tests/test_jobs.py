@@ -83,7 +83,7 @@ def test_existing_run_folder_is_not_overwritten(out):
 
 
 @pytest.mark.parametrize("call, says", [
-    (lambda: __import__("ft_nb.data.builtin", fromlist=["load_data"]).load_data("nope"), "Unknown data 'nope'"),
+    (lambda: __import__("ft_nb.data.load", fromlist=["load_data"]).load_data("nope"), "Unknown data 'nope'"),
     (lambda: __import__("ft_nb.models", fromlist=["load_base_model"]).load_base_model("smollm"), "Unknown base model 'smollm'"),
     (lambda: __import__("ft_nb.methods.core", fromlist=["get_method"]).get_method("lorra"), "Unknown method 'lorra'"),
 ])
@@ -250,3 +250,13 @@ def test_a_closed_output_pipe_ends_the_command_quietly():
     r = subprocess.run([str(FT_NB), "list"], stdout=write, stderr=subprocess.PIPE, text=True, cwd=ROOT)
     os.close(write)
     assert r.returncode == 0 and r.stderr == ""
+
+
+@pytest.mark.slow
+def test_prefer_trains_on_a_text_preference_file_and_answers_its_held_out_prompts(tmp_path, out):
+    rows = [{"prompt": f"What is {i} plus {i}?", "chosen": f"{2 * i}.", "rejected": f"{2 * i + 1}."} for i in range(120)]
+    (tmp_path / "prefs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    r = ft_nb("run", "prefer", "--quick", "-p", "data", tmp_path / "prefs.jsonl", "-p", "n_generate", "3", "--output-root", out, "--run-name", "p")
+    assert r.returncode == 0, r.stderr[-2000:]
+    gens = (out / "p" / "generations.jsonl").read_text().splitlines()
+    assert len(gens) == 3 and json.loads((out / "p" / "metrics.json").read_text())["steps"] == 4

@@ -6,7 +6,7 @@ import torch
 from datasets import DatasetDict
 
 from conftest import ft_nb
-from ft_nb.data.builtin import load_data
+from ft_nb.data.load import load_data
 from ft_nb.methods.core import count_parameters, get_method, list_methods, load_trained, save_trained
 from ft_nb.models import load_base_model
 from ft_nb.train.config import SFTConfig

@@ -6,7 +6,7 @@ import pytest
 from datasets import Dataset, DatasetDict
 
 from conftest import ROOT
-from ft_nb.data.builtin import load_data
+from ft_nb.data.load import load_data
 from ft_nb.models import load_base_model, load_tokenizer
 from ft_nb.train.config import SFTConfig
 from ft_nb.train.sft import train_sft

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from ft_nb.data.builtin import load_data
+from ft_nb.data.load import load_data
 from ft_nb.models import load_base_model
 from ft_nb.train.config import SFTConfig
 from ft_nb.train.sft import train_sft

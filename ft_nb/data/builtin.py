@@ -1,4 +1,4 @@
-"""The dataset and scorer registries, `load_data` (a built-in name, a curated folder or a JSONL file), and the first built-in dataset, `people`: pull a person's details out of a sentence as JSON.
+"""The dataset and scorer registries, the splits of a curated folder, and the first built-in dataset, `people`: pull a person's details out of a sentence as JSON.
 
 Docs: https://ft-nb.github.io/ft_nb/data.builtin.html.md"""
 
@@ -19,8 +19,7 @@ from .records import read_jsonl, split_records, write_jsonl
 # %% auto #0
 __all__ = ['SCORERS', 'DATASETS', 'PEOPLE_KEYS', 'Scorer', 'register_scorer', 'reference_of', 'score_exact', 'Builtin',
            'register_dataset', 'assets_dir', 'builtin_names', 'builtin_records', 'write_builtin', 'make_people',
-           'score_people', 'people', 'load_curated', 'load_data', 'data_scorer', 'max_length_for', 'get_split',
-           'limit_rows']
+           'score_people', 'people', 'load_curated', 'data_scorer', 'max_length_for', 'get_split', 'limit_rows']
 
 # %% ../../nbs/11_data.builtin.ipynb #0d865146
 @dataclass(frozen=True)
@@ -176,16 +175,6 @@ def load_curated(folder: Path | str) -> DatasetDict:
         raise FileNotFoundError(f"{folder} has no train.jsonl: expected a curated folder (the `curate` job's run folder) with train.jsonl, val.jsonl and test.jsonl")
     return DatasetDict({k: Dataset.from_list(rows) for k, f in _SPLIT_FILES.items()
                         if (folder / f).is_file() and (rows := read_jsonl(folder / f, allow_empty=k != "train"))})
-
-def load_data(data: str,  # a built-in dataset name, a curated folder, or a JSONL file of chat records
-              val_frac: float = 0.1,  # validation share when the data is split here
-              test_frac: float = 0.1,  # test share when the data is split here
-             ) -> DatasetDict:
-    "Train/validation/test splits of `data`."
-    if data in DATASETS: return split_records(builtin_records(data), val_frac, test_frac)
-    if Path(data).is_dir(): return load_curated(data)
-    if data.endswith(".jsonl") or Path(data).is_file(): return split_records(read_jsonl(data), val_frac, test_frac)
-    raise ValueError(f"Unknown data {data!r}: expected a built-in dataset ({', '.join(builtin_names())}), a curated folder or a .jsonl file")
 
 def data_scorer(data: str,  # what `load_data` was given
                ) -> Scorer:

@@ -12,14 +12,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-from datasets import Dataset
+from datasets import Dataset, DatasetDict
 from datasets.exceptions import DatasetGenerationError
 
+from .builtin import DATASETS, builtin_names, builtin_records, load_curated
 from .formats import detect_format, to_records
-from .records import RecordError, validate_record
+from .records import RecordError, split_records, validate_record
 
 # %% auto #0
-__all__ = ['SUFFIXES', 'BadRow', 'read_rows', 'LoadReport', 'iter_located', 'iter_records', 'load_records']
+__all__ = ['SUFFIXES', 'BadRow', 'read_rows', 'LoadReport', 'iter_located', 'iter_records', 'load_records', 'load_data']
 
 # %% ../../nbs/14_data.load.ipynb #74849da9
 SUFFIXES = (".jsonl", ".json", ".csv", ".parquet")
@@ -209,3 +210,18 @@ def load_records(source: str | Path,  # a file, a folder of files, or a Hugging 
             if ours: raise ours[0] from None
             raise
     return ds, report
+
+# %% ../../nbs/14_data.load.ipynb #d9f6dee5
+def load_data(data: str,  # a built-in dataset name, a curated folder, or a data file in a format `iter_records` reads
+              val_frac: float = 0.1,  # validation share when the data is split here
+              test_frac: float = 0.1,  # test share when the data is split here
+              fmt: str | None = None,  # a file's format; None: detect it for every row
+             ) -> DatasetDict:
+    "Train/validation/test splits of `data`."
+    if data in DATASETS: return split_records(builtin_records(data), val_frac, test_frac)
+    if Path(data).is_dir(): return load_curated(data)
+    if Path(data).expanduser().is_file():
+        ds, report = load_records(Path(data).expanduser(), fmt)
+        print(f"{data}: {report.read:,} rows read, format {report.format}")
+        return split_records(list(ds), val_frac, test_frac)
+    raise ValueError(f"Unknown data {data!r}: expected a built-in dataset ({', '.join(builtin_names())}), a curated folder or a data file")

@@ -15,7 +15,8 @@ import torch
 from datasets import Dataset, DatasetDict
 
 from ..core import get_settings
-from ..data.builtin import get_split, load_data
+from ..data.builtin import get_split
+from ..data.load import load_data
 from ..data.preference import task_of
 from ..eval.harness import Evaluation, evaluation_for
 from ..eval.metrics import continuation_logprobs, paired_bootstrap
@@ -164,6 +165,14 @@ def prefer_evaluation(data: str,  # the preference data (a built-in set's name, 
                       n_probes: int = 40,  # forgetting probes asked before and after
                       max_new_tokens: int = 48,  # tokens per answer
                      ) -> Evaluation:
-    "The evaluation around a preference run: the test items of the task a built-in set comes from (`data.preference.task_of`; none for other data) and the forgetting probes."
-    task = task_of(data)
-    return evaluation_for(get_split(load_data(task), "test", task) if task else None, task or data, tok, n_items if task else 0, n_probes, max_new_tokens)
+    "The evaluation around a preference run: the forgetting probes, and test items: the task's that a built-in set (or a folder curated from one) comes from, else the held-out pairs' prompts with their chosen answers as references."
+    report = Path(data) / "report.json"
+    source = json.loads(report.read_text()).get("dataset") or data if Path(data).is_dir() and report.is_file() else data
+    if task := task_of(source): split, name = get_split(load_data(task), "test", task), task
+    else:
+        held = load_data(data).get("test")
+        split = Dataset.from_list([{"messages": r["prompt"] + r["chosen"]} for r in held]) if held is not None and len(held) else None
+        name = data
+    if n_items and split is None:
+        print(f"n_generate {n_items}: nothing to answer, {data} has no test pairs (curate it with test_frac above 0); only the probes are asked")
+    return evaluation_for(split, name, tok, n_items if split is not None else 0, n_probes, max_new_tokens)

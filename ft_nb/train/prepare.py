@@ -16,7 +16,8 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from ..core import atomic_dir, atomic_write_json, get_settings, pick_device
 from ..data.audit import PROBLEMS, audit_example, check_audit
-from ..data.builtin import limit_rows, load_data, max_length_for
+from ..data.builtin import limit_rows, max_length_for
+from ..data.load import load_data
 from ..data.replay import mix_replay, replay_count, replay_records
 from ..data.split import sampling_weights
 from ..data.tokenize import IGNORE_INDEX, tokenize_chat
