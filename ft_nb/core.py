@@ -336,7 +336,7 @@ def claim_run(run_dir: Path | str,  # the run folder to claim (it need not exist
 
 # %% ../nbs/00_core.ipynb #2f1c5578
 DATA_PARAMS = ("data", "source", "documents", "questions")  # parameters that name a job's data
-DATA_SUFFIXES = (".jsonl", ".json", ".csv", ".parquet", ".md", ".markdown", ".txt")  # the files a data folder holds
+DATA_SUFFIXES = (".jsonl", ".json", ".csv", ".parquet", ".md", ".markdown", ".rst", ".txt")  # the files a data folder holds
 
 def check_finished_run(folder: Path | str,  # a folder a job is about to read
                       ) -> dict | None:

@@ -14,6 +14,7 @@ from datasets import Dataset, DatasetDict
 
 from .data.builtin import data_scorer
 from .data.stdlib import STDLIB_MODULES, stdlib_documents
+from .data.tokenize import tokenize_chat
 from .eval.core import TaskSample
 from .eval.harness import Evaluation
 from .eval.metrics import paired_bootstrap, token_f1
@@ -245,10 +246,14 @@ def train_on_documents(base,  # a fresh copy of the base model (it is trained in
                        lr: float = 2e-3,  # LoRA's peak learning rate
                        batch_size: int = 8,  # rows per step
                        seed: int = 0,  # the run's seed
+                       max_length: int | None = None,  # tokens per row; None: the longest row's, rounded up to 64 (at least 256)
                       ):
     "LoRA trained on `records`; returns the TrainResult (its `seconds` are the training cost)."
+    if max_length is None:  # every passage whole: a passage cut off would teach half a fact (and fail the supervision audit)
+        longest = max(len(tokenize_chat(r["messages"], tok)["input_ids"]) for r in records)
+        max_length = max(256, -(-longest // 64) * 64)
     data = DatasetDict({"train": Dataset.from_list(records)})
-    return train_sft(base, tok, data, "lora", SFTConfig(max_steps=max_steps, lr=lr, batch_size=batch_size, max_length=256, seed=seed))
+    return train_sft(base, tok, data, "lora", SFTConfig(max_steps=max_steps, lr=lr, batch_size=batch_size, max_length=max_length, seed=seed))
 
 def options_table(before: Evaluation,  # the four options on the original documents
                   after: Evaluation,  # and on the changed items after the change

@@ -89,13 +89,44 @@ def retrieve_sample(sample: TaskSample,  # the questions
     return TaskSample([with_passages(p, retriever.search(p[-1]["content"], k)) for p in sample.prompts], sample.references, sample.scorer)
 
 # %% ../nbs/55_rag.ipynb #1c04a12f
-TEXT_SUFFIXES = (".md", ".markdown", ".txt")
+TEXT_SUFFIXES = (".md", ".markdown", ".rst", ".txt")
+
+_FENCE = re.compile(r"^\s*(```|~~~)")
+
+def _blocks(text: str) -> list[str]:
+    "The text's paragraphs, a fenced code block (blank lines and all) kept as one."
+    blocks, cur, fence = [], [], None
+    for line in text.split("\n"):
+        m = _FENCE.match(line)
+        if fence:
+            cur.append(line)
+            if m and m.group(1) == fence: blocks.append("\n".join(cur)); cur, fence = [], None
+        elif m:
+            if cur: blocks.append("\n".join(cur))
+            cur, fence = [line], m.group(1)
+        elif line.strip(): cur.append(line)
+        elif cur: blocks.append("\n".join(cur)); cur = []
+    return blocks + (["\n".join(cur)] if cur else [])
+
+def _cut(block: str, max_words: int) -> list[str]:
+    "`block` whole if it has at most `max_words` words, else cut at line ends (each piece of a fenced block fenced again), a longer line at words."
+    if len(block.split()) <= max_words: return [block]
+    lines = block.split("\n")
+    fenced = len(lines) > 2 and _FENCE.match(lines[0]) and _FENCE.match(lines[-1])
+    wrap = (lambda ls: "\n".join([lines[0], *ls, lines[-1]])) if fenced else "\n".join
+    pieces, cur = [], []
+    for line in lines[1:-1] if fenced else lines:
+        words = line.split()
+        parts = [" ".join(words[i:i + max_words]) for i in range(0, len(words), max_words)] if len(words) > max_words else [line]
+        for part in parts:
+            if cur and len(wrap(cur + [part]).split()) > max_words: pieces.append(wrap(cur)); cur = []
+            cur.append(part)
+    return pieces + ([wrap(cur)] if cur else [])
 
 def _passages(text: str, max_words: int) -> list[str]:
-    "Whole paragraphs joined into passages of at most about `max_words` words (a longer paragraph stays whole)."
+    "Paragraphs (and code blocks) joined into passages of at most `max_words` words; a longer one is cut at line ends."
     out, cur = [], []
-    for para in (p.strip() for p in re.split(r"\n\s*\n", text)):
-        if not para: continue
+    for para in (piece for block in _blocks(text) for piece in _cut(block.strip("\n"), max_words)):
         if cur and len(" ".join(cur + [para]).split()) > max_words: out.append("\n\n".join(cur)); cur = []
         cur.append(para)
     return out + (["\n\n".join(cur)] if cur else [])
