@@ -143,5 +143,7 @@ def _main(argv: list[str] | None) -> int:
         print(f"ft_nb: {e}", file=sys.stderr); return 1
     if (metrics := run_dir / "metrics.json").is_file() and (counts := json.loads(metrics.read_text()).get("counts")):
         print(f"ft_nb: rows: {format_counts(counts)}")
+    if (evaluation := run_dir / "eval.md").is_file():  # a training job's headline: base and tuned side by side, with intervals
+        print(evaluation.read_text().split("\n\n")[0])
     print(f"ft_nb: {args.job} succeeded: {run_dir}")
     return 0

@@ -6,7 +6,7 @@ Docs: https://ft-nb.github.io/ft_nb/core.html.md"""
 
 # %% ../nbs/00_core.ipynb #fe2e6561
 from __future__ import annotations
-import configparser, contextlib, datetime as dt, hashlib, importlib, json, os, pkgutil, platform, subprocess, sys, tempfile
+import configparser, contextlib, datetime as dt, hashlib, importlib, json, os, pkgutil, platform, subprocess, sys, tempfile, time
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -16,7 +16,7 @@ __all__ = ['SETTINGS_FILE', 'PROGRESS_ENV', 'MANIFEST', 'RUN_ENV', 'DATA_PARAMS'
            'atomic_write_text', 'atomic_write_json', 'atomic_dir', 'run_dir_for', 'package_versions', 'git_state',
            'sha256_file', 'hardware', 'start_run', 'finish_run', 'read_manifest', 'note_run', 'check_interrupted',
            'RunInUse', 'check_output_root', 'claim_run', 'check_finished_run', 'check_data_inputs', 'Registry',
-           'json_param']
+           'json_param', 'Progress', 'quiet_progress_bars']
 
 # %% ../nbs/00_core.ipynb #aafc2b82
 @dataclass(frozen=True)
@@ -406,3 +406,51 @@ def json_param(name: str,  # the parameter's name, for the error
     except json.JSONDecodeError as e: raise ValueError(f"parameter {name}: expected a JSON object, got {text!r} ({e})") from None
     if not isinstance(value, dict): raise ValueError(f"parameter {name}: expected a JSON object, got {text!r}")
     return value
+
+# %% ../nbs/00_core.ipynb #6dae9167
+def _clock(s: float) -> str: return f"{int(s // 3600)}:{int(s % 3600 // 60):02d}:{int(s % 60):02d}" if s >= 3600 else f"{int(s // 60)}:{int(s % 60):02d}"
+
+class Progress:
+    "Plain progress lines for a long loop: `what: stage n/N rows, r rows/s, m:ss elapsed, ~m:ss left`, at most every `every` seconds (in a job), else silent."
+    def __init__(self, what: str,  # what runs, e.g. 'curate'
+                 total: int | None = None,  # units to do, if known
+                 unit: str = "rows",  # what is counted
+                 every: float | None = None,  # seconds between lines; None: PROGRESS_ENV's (silent when it is not set)
+                ):
+        raw = os.environ.get(PROGRESS_ENV)
+        self.what, self.total, self.unit, self.every = what, total, unit, every if every is not None else (float(raw) if raw else None)
+        self.done, self.stage, self.t0 = 0, "", time.perf_counter()
+        self._last = self.t0
+
+    def update(self, n: int = 1,  # units just done
+               stage: str | None = None,  # the stage they belong to, if it changed
+               ):
+        "Count `n` more units; print a line if one is due."
+        self.done += n
+        if stage is not None: self.stage = stage
+        if self.every is not None and time.perf_counter() - self._last >= self.every: self.line()
+
+    def tick(self, value):
+        "Count one unit and return `value` (for the function of a `map`)."
+        self.update(1)
+        return value
+
+    def line(self, end: str = "") -> str | None:
+        "Print the current line (with `end` appended) when lines are on; returns it."
+        if self.every is None: return None
+        now = time.perf_counter(); self._last = now
+        spent, rate = now - self.t0, self.done / max(now - self.t0, 1e-9)
+        of = f"/{self.total:,}" if self.total else ""
+        left = f", ~{_clock((self.total - self.done) / rate)} left" if self.total and rate > 0 and self.done < self.total else ""
+        text = f"{self.what}: {self.stage + ' ' if self.stage else ''}{self.done:,}{of} {self.unit}, {rate:,.0f} {self.unit}/s, {_clock(spent)} elapsed{left}{end}"
+        print(text, flush=True)
+        return text
+
+def quiet_progress_bars():
+    "In a job (PROGRESS_ENV set), switch off the progress bars of tqdm, datasets and the hub, whose refreshes would fill the log and the notebook."
+    if not os.environ.get(PROGRESS_ENV): return
+    os.environ.update(TQDM_DISABLE="1", HF_DATASETS_DISABLE_PROGRESS_BARS="1", HF_HUB_DISABLE_PROGRESS_BARS="1")
+    try:
+        import datasets
+        datasets.disable_progress_bars()
+    except ImportError: pass

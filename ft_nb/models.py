@@ -14,7 +14,7 @@ import torch
 from tqdm.auto import tqdm
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, LlamaConfig, PreTrainedModel, PreTrainedTokenizerBase
 
-from .core import get_settings, pick_device, pick_dtype, sha256_file
+from .core import Progress, get_settings, pick_device, pick_dtype, sha256_file
 
 # %% auto #0
 __all__ = ['EMBEDDED', 'TINY', 'RANDOM', 'SHAPES', 'embedded_gguf', 'cache_is_valid', 'embedded_cache_dir',
@@ -193,9 +193,10 @@ def generate_replies(model: PreTrainedModel,  # the model that answers
     "Replies of `model` to each conversation in `prompts` (lists of messages ending with a user turn): greedy unless `generate_kw` says otherwise."
     was_training, side = model.training, tok.padding_side
     model.eval(); tok.padding_side = "left"
-    out = []
+    out, progress = [], Progress("generate", len(prompts), "replies")  # plain lines in a job, where the bar is off
     try:
         for i in tqdm(range(0, len(prompts), batch_size), desc="generate", leave=False):
+            progress.update(len(out) - progress.done)
             texts = [tok.apply_chat_template(p, tokenize=False, add_generation_prompt=True) for p in prompts[i:i + batch_size]]
             enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
             kw = dict(max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tok.pad_token_id) | generate_kw

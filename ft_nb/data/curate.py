@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..core import atomic_path, atomic_write_json, json_param
+from ..core import Progress, atomic_path, atomic_write_json, json_param
 from .audit import audit_records
 from .clean import FLAGS, CleanConfig, QualityConfig, clean_record
 from .dedup import DuplicateIndex, choose_copies, record_text
@@ -171,10 +171,11 @@ def first_pass(source: str | Path,  # what to curate: a file, folder or dataset 
     "Pass 1, streaming: load, clean and length-check every row; the survivors go to disk with their facts."
     kept = Survivors(_Rows(out_dir / ".kept.jsonl"), DuplicateIndex(cfg.near_dup_threshold))
     records = iter_located(source, cfg.fmt, cfg.columns, "keep", out_dir / ".load_rejected.jsonl", load_report)
-    batches = _batches(records, cfg.batch_rows)
+    batches, progress = _batches(records, cfg.batch_rows), Progress("curate", unit="rows")
     while True:
         with ledger.stage("load"): batch = next(batches, None)
         if batch is None: break
+        progress.update(len(batch), "read, cleaned and measured")
         with ledger.stage("clean"): cleaned, flags = _clean(batch, cfg, ledger)
         with ledger.stage("length"): counted = _count_tokens(cleaned, tok, cfg, already=len(kept.lengths))
         with ledger.stage("dedup"):
@@ -239,11 +240,12 @@ def write_splits(kept: Survivors,  # what pass 1 kept
                  ledger: Ledger,  # where the dropped rows go
                 ) -> Counter:
     "Pass 2: every surviving row to its split's file (and, if flagged, to `flagged.jsonl`), every dropped row to the rejects; returns rows per split and flags."
-    counts = Counter()
+    counts, progress = Counter(), Progress("curate", len(kept.rows), "rows")
     with contextlib.ExitStack() as stack:
         files = {k: stack.enter_context(open(stack.enter_context(atomic_path(out_dir / v)), "w", encoding="utf-8"))
                  for k, v in {**SPLIT_FILES, "flagged": "flagged.jsonl"}.items()}
         for i, r in enumerate(kept.rows):
+            progress.update(1, "written to their splits")
             if i in why: ledger.reject(*why[i], r, where=kept.wheres[i], split=kept.splits[i]); continue
             files[kept.splits[i]].write(json.dumps(r, ensure_ascii=False) + "\n"); counts[kept.splits[i]] += 1
             if flag := kept.flags[i]:
@@ -284,6 +286,7 @@ def curate(source: str | Path,  # a built-in dataset name, a file, a folder, or 
     if dataset: source = write_jsonl(out_dir / f"{dataset}.source.jsonl", builtin_records(dataset))
     ledger, load_report = Ledger(out_dir), LoadReport(str(source))
     kept = first_pass(source, out_dir, tok, cfg, ledger, load_report)
+    Progress("curate", len(kept.rows)).line(" kept by pass 1; deduplicating, checking contamination, balancing")
     with ledger.stage("dedup"): why, dup_report = dedup_drops(kept)
     with ledger.stage("contamination"):
         contaminated, leaks, same_prompts = contamination_drops(kept, cfg)

@@ -102,9 +102,22 @@ class ProgressLines(TrainerCallback):
     "Prints `step n/N  loss x  t tokens/s  m:ss elapsed, ~m:ss left` at most every `every_s` seconds, and at the last step (rank 0 only)."
     def __init__(self, every_s: float = 10.0):  # seconds between lines
         self.every_s, self._t0, self._last, self._start = every_s, 0.0, 0.0, 0
+        self._batches, self._v0 = 0, None
 
     def on_train_begin(self, args, state, control, **kw):
         self._t0 = self._last = time.perf_counter(); self._start = state.global_step
+        self._batches, self._v0 = 0, None
+
+    def on_prediction_step(self, args, state, control, eval_dataloader=None, **kw):
+        "A line every `every_s` seconds of a validation too (the one at step 0 can be the longest wait before the first step)."
+        if not state.is_world_process_zero: return
+        now, self._batches = time.perf_counter(), self._batches + 1
+        self._v0 = self._v0 or now
+        if now - self._last >= self.every_s:
+            self._last, total = now, len(eval_dataloader) if eval_dataloader is not None else None
+            print(f"validation at step {state.global_step}: batch {self._batches}" + (f"/{total}" if total else "") + f", {_clock(now - self._v0)} elapsed", flush=True)
+
+    def on_evaluate(self, args, state, control, **kw): self._batches, self._v0 = 0, None
 
     def on_log(self, args, state, control, logs=None, **kw):
         if not state.is_world_process_zero or "loss" not in (logs or {}): return

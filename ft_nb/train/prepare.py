@@ -14,7 +14,7 @@ import torch
 from datasets import Dataset, DatasetDict, concatenate_datasets, load_from_disk
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from ..core import atomic_dir, atomic_write_json, get_settings, pick_device
+from ..core import Progress, atomic_dir, atomic_write_json, get_settings, pick_device
 from ..data.audit import PROBLEMS, audit_example, check_audit
 from ..data.builtin import limit_rows, max_length_for
 from ..data.load import load_data
@@ -25,7 +25,7 @@ from .config import SFTConfig, check_config, fast_rows, planned_steps, sft_confi
 from .fast import pack_rows, packed_dataset
 
 # %% auto #0
-__all__ = ['run_order', 'Prepared', 'prepare_data', 'training_data']
+__all__ = ['run_order', 'Prepared', 'prepare_data', 'auto_val_rows', 'training_data']
 
 # %% ../../nbs/34_train.prepare.ipynb #a30c205a
 def run_order(n: int,  # units to draw from: examples, or packed rows
@@ -93,7 +93,8 @@ def _example(row: dict, tok: PreTrainedTokenizerBase | None, max_length: int) ->
 def _tokenized(rows: Dataset, tok: PreTrainedTokenizerBase, max_length: int, keep: tuple = (), what: str = "tokenize") -> Dataset:
     "The rows' conversations tokenized (`_example`), with their `row` index and the columns in `keep`."
     drop = [c for c in rows.column_names if c not in (*keep, "ft_nb_row")]
-    return rows.map(lambda r: _example(r, tok, max_length), remove_columns=drop, desc=what)
+    progress = Progress(what, len(rows), "examples")  # plain lines in a job, where the map's bar is off
+    return rows.map(lambda r: progress.tick(_example(r, tok, max_length)), remove_columns=drop, desc=what)
 
 def _audit(ex: Dataset) -> dict:
     "`data.audit.audit_records`'s report, from the problems each tokenized example carries (rows by their index in the data)."
@@ -217,12 +218,22 @@ def prepare_data(data: DatasetDict | dict | Prepared,  # chat records or tokeniz
     return ready
 
 # %% ../../nbs/34_train.prepare.ipynb #2c3ad512
+def auto_val_rows(cfg: SFTConfig,  # the run's config
+                  least: int = 64,  # never fewer validation rows than this
+                 ) -> int:
+    "Validation rows sized to the run: as many as it trains on between two validations, at least `least`, so that validating costs a fraction of training."
+    return max(least, cfg.eval_every * cfg.batch_size * cfg.grad_accum)
+
 def training_data(data: str,  # a built-in dataset, a curated folder or a JSONL file
                   params: dict,  # a job's parameters: SFTConfig fields, `max_train_rows`, `max_val_rows`
                  ) -> tuple[DatasetDict, SFTConfig]:
-    "The splits to train on and their SFTConfig, the length resolved (a curated folder's own), the balancing field checked."
-    splits = limit_rows(load_data(data), train=params.get("max_train_rows", 0), validation=params.get("max_val_rows", 0))
+    "The splits to train on and their SFTConfig, the length resolved (a curated folder's own), the validation rows sized to the run (`max_val_rows` -1), the balancing field checked."
     cfg = sft_config(params, max_length=max_length_for(data, params.get("max_length")))
+    splits, val_rows = load_data(data), params.get("max_val_rows", 0)
+    if val_rows < 0 and len(splits.get("validation") or ()) > (val_rows := auto_val_rows(cfg)):
+        print(f"validation: {val_rows:,} of {len(splits['validation']):,} rows, as many as the run trains on between two validations "
+              "(max_val_rows -1; 0 for all)")
+    splits = limit_rows(splits, train=params.get("max_train_rows", 0), validation=max(val_rows, 0))
     if cfg.balance_by and cfg.balance_by not in (cols := splits["train"].column_names):
         raise ValueError(f"balance_by: the training rows of {data} have no field {cfg.balance_by!r}; they have {', '.join(cols)}")
     return splits, cfg
