@@ -23,6 +23,9 @@ from .prepare import Prepared
 __all__ = ['TrainPlan', 'rows_that_fit', 'plan_training']
 
 # %% ../../nbs/35_train.plan.ipynb #dd999025
+_CPU_MEMORY = ("\n  (a floor on the CPU, not an estimate: its formulas are a GPU run's; on the CPU, attention keeps length-squared matrices "
+               "per layer and the allocator keeps what it freed, which they do not count, so the resident peak is well above it)")
+
 @dataclass(frozen=True)
 class TrainPlan:
     "A run resolved before its first step: what trains, where, how, for how long, and the memory it should need."
@@ -67,6 +70,7 @@ class TrainPlan:
         return "packed examples (one row a batch)" if self.packing else "padded examples"
 
     def __str__(self):
+        "The plan as printed before the first step."
         unit = "rows" if self.fast else "examples"
         lines = [f"plan: {self.method}{' ' + str(self.method_options) if self.method_options else ''} on {self.device}, {'bf16 autocast' if self.bf16 else 'fp32'}: "
                  f"{self.trainable:,} of {self.parameters:,} parameters train ({self.trainable / self.parameters:.2%})",
@@ -77,7 +81,7 @@ class TrainPlan:
                  f"  " + (f"validation every {self.eval_every} steps" if self.eval_every else "no validation") + (", a log every step, " if self.log_every == 1 else f", a log every {self.log_every} steps, ")
                  + (f"checkpoints every {self.save_every} steps (last {self.keep_last} kept)" if self.save_every else "no checkpoints")
                  + (f", engine {', '.join(self.engine)}" if self.engine else ""),
-                 f"  {self.memory}"]
+                 f"  {self.memory}" + (_CPU_MEMORY if self.device == "cpu" else "")]
         return "\n".join(lines)
 
     def record(self) -> dict:
