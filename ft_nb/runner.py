@@ -173,15 +173,19 @@ class _Tee:
     def flush(self):
         for s in self.streams: s.flush()
 
+_NO_BARS = {"TQDM_DISABLE": "1", "HF_DATASETS_DISABLE_PROGRESS_BARS": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1"}  # read when the libraries load
+
 @contextlib.contextmanager
 def _progress_env(on: bool):
-    "With `on`, the kernel's training loops print a progress line every 10 seconds (`train.sft.ProgressLines`)."
-    old = os.environ.get(PROGRESS_ENV)
-    if on: os.environ[PROGRESS_ENV] = "10"
+    "The environment a job's kernel starts with: no progress bars (the executed notebook would store every refresh); with `on`, a plain progress line every 10 seconds instead (`core.Progress`)."
+    values = {**_NO_BARS, **({PROGRESS_ENV: "10"} if on else {})}
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
     try: yield
     finally:
-        if old is None: os.environ.pop(PROGRESS_ENV, None)
-        else: os.environ[PROGRESS_ENV] = old
+        for k, v in old.items():
+            if v is None: os.environ.pop(k, None)
+            else: os.environ[k] = v
 
 def run_job(job: str,  # a job name or a path to a notebook
             params: dict | None = None,  # parameter values (strings are converted to the declared types)

@@ -43,6 +43,8 @@ def test_quickstart_writes_a_complete_run_and_repeats_exactly(out):
     # the training plan, printed before the first step, stored in the manifest and shown by `ft_nb show`
     assert manifest["plan"]["steps"] == m["steps"] and manifest["plan"]["summary"].splitlines()[0] in r.stdout
     assert "plan: " in r.stdout and r.stdout.index("plan: ") < r.stdout.index("step ")  # before the first progress line
+    assert "| test (2 items) | base | tuned |" in r.stdout  # the headline table ends the terminal's output
+    assert "it/s]" not in (run / "quickstart.ipynb").read_text()  # no progress bar stored refresh by refresh
     shown = ft_nb("show", run)
     assert shown.returncode == 0 and manifest["plan"]["summary"] in shown.stdout
     assert m["best_val_loss"] < m["first_val_loss"]
