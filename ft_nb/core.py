@@ -16,7 +16,7 @@ __all__ = ['SETTINGS_FILE', 'PROGRESS_ENV', 'MANIFEST', 'RUN_ENV', 'DATA_PARAMS'
            'atomic_write_text', 'atomic_write_json', 'atomic_dir', 'run_dir_for', 'package_versions', 'git_state',
            'sha256_file', 'hardware', 'start_run', 'finish_run', 'read_manifest', 'note_run', 'check_interrupted',
            'RunInUse', 'check_output_root', 'claim_run', 'check_finished_run', 'check_data_inputs', 'Registry',
-           'json_param', 'Progress', 'quiet_progress_bars']
+           'json_param', 'Progress']
 
 # %% ../nbs/00_core.ipynb #aafc2b82
 @dataclass(frozen=True)
@@ -445,12 +445,3 @@ class Progress:
         text = f"{self.what}: {self.stage + ' ' if self.stage else ''}{self.done:,}{of} {self.unit}, {rate:,.0f} {self.unit}/s, {_clock(spent)} elapsed{left}{end}"
         print(text, flush=True)
         return text
-
-def quiet_progress_bars():
-    "In a job (PROGRESS_ENV set), switch off the progress bars of tqdm, datasets and the hub, whose refreshes would fill the log and the notebook."
-    if not os.environ.get(PROGRESS_ENV): return
-    os.environ.update(TQDM_DISABLE="1", HF_DATASETS_DISABLE_PROGRESS_BARS="1", HF_HUB_DISABLE_PROGRESS_BARS="1")
-    try:
-        import datasets
-        datasets.disable_progress_bars()
-    except ImportError: pass

@@ -13,7 +13,7 @@ from types import SimpleNamespace
 
 from fastcore.basics import patch
 
-from .core import (DATA_PARAMS, DATA_SUFFIXES, MANIFEST, RUN_ENV, atomic_path, atomic_write_json, atomic_write_text, finish_run, get_settings, quiet_progress_bars,
+from .core import (DATA_PARAMS, DATA_SUFFIXES, MANIFEST, RUN_ENV, atomic_path, atomic_write_json, atomic_write_text, finish_run, get_settings,
                         read_manifest,
                         run_dir_for, seed_everything, sha256_file, start_run)
 from .data.builtin import builtin_names, builtin_records
@@ -120,7 +120,6 @@ def begin(name: str,  # the job's name
          ) -> Job:
     "Resolve the job's parameters, seed, and start its run folder and manifest."
     values = job_values(scope)
-    quiet_progress_bars()  # in a job: plain progress lines, not bars stored refresh by refresh
     run_dir = Path(values.pop("run_dir", "") or run_dir_for(values.get("run_name") or None, job=name))
     if quick and (unknown := set(quick) - set(values)): raise ValueError(f"quick profile of {name}: no parameter(s) {sorted(unknown)}")
     explicit = set(read_manifest(run_dir).get("cli_params") or {}) if (run_dir / MANIFEST).is_file() else set()

@@ -196,12 +196,12 @@ def generate_replies(model: PreTrainedModel,  # the model that answers
     out, progress = [], Progress("generate", len(prompts), "replies")  # plain lines in a job, where the bar is off
     try:
         for i in tqdm(range(0, len(prompts), batch_size), desc="generate", leave=False):
-            progress.update(len(out) - progress.done)
             texts = [tok.apply_chat_template(p, tokenize=False, add_generation_prompt=True) for p in prompts[i:i + batch_size]]
             enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
             kw = dict(max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tok.pad_token_id) | generate_kw
             gen = model.generate(**enc, **kw)
             out += [t.strip() for t in tok.batch_decode(gen[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)]
+            progress.update(len(texts))
     finally:
         model.train(was_training); tok.padding_side = side
     return out

@@ -196,31 +196,35 @@ def run_job(job: str,  # a job name or a path to a notebook
             progress: bool = True,  # show papermill's progress bar
            ) -> Path:
     "Execute job notebook `job` with `params` into a fresh run folder (or, with `resume`, an unfinished one) it claims for its life; returns the folder or raises `JobFailed`."
-    nb, specs = resolve_job(job), None
+    nb, checked = resolve_job(job), None
     named = run_name or (params or {}).get("run_name")
     if not (named and Path(output_root or get_settings().output_root).is_dir()):  # else a name is claimed before anything slower than a lock
-        specs = job_parameters(nb)  # nothing to race with yet: the parameters are checked before anything, the output root too, is written
-        check_data_inputs(check_parameters(nb, params or {}, specs))
-        named = named or specs.get("run_name", {}).get("default", "").strip("'\"")
+        checked = _checked(nb, params)  # nothing to race with yet: the parameters are checked before anything, the output root too, is written
+        named = named or checked[0].get("run_name", {}).get("default", "").strip("'\"")
     if named:
         run_dir = run_dir_for(named, job=nb.stem, root=output_root)
-        with claim_run(run_dir): return _run_claimed(nb, run_dir, params, overwrite, resume, progress, specs)
+        with claim_run(run_dir): return _run_claimed(nb, run_dir, checked or _checked(nb, params), overwrite, resume, progress)
     if resume: raise ValueError("--resume needs the run's name (--run-name)")
     stamp = run_dir_for(None, job=nb.stem, root=output_root)
     for n in range(1, 100):  # a name from the clock: the next free one, if another run took this second's
         run_dir = stamp if n == 1 else stamp.with_name(f"{stamp.name}-{n}")
         try:
             with claim_run(run_dir):
-                if not run_dir.exists(): return _run_claimed(nb, run_dir, params, overwrite, resume, progress, specs)
+                if not run_dir.exists(): return _run_claimed(nb, run_dir, checked, overwrite, resume, progress)
         except RunInUse: pass
     raise FileExistsError(f"No free run folder named {stamp.name}[-N] under {stamp.parent}")
 
-def _run_claimed(nb: Path, run_dir: Path, params: dict | None, overwrite: bool, resume: bool, progress: bool, specs: dict | None = None) -> Path:
-    "`run_job`'s work once it holds the claim on `run_dir`."
-    import papermill as pm
-    specs = specs or job_parameters(nb)
+def _checked(nb: Path, params: dict | None) -> tuple[dict, dict]:
+    "Notebook `nb`'s parameter specs and `params` checked against them; the data they name checked too (a missing file, an empty folder, an unfinished run)."
+    specs = job_parameters(nb)
     values = check_parameters(nb, params or {}, specs)
-    check_data_inputs(values)  # a missing file, an empty folder, an unfinished run: refused before a kernel starts
+    check_data_inputs(values)
+    return specs, values
+
+def _run_claimed(nb: Path, run_dir: Path, checked: tuple[dict, dict], overwrite: bool, resume: bool, progress: bool) -> Path:
+    "`run_job`'s work once it holds the claim on `run_dir`; `checked`: what `_checked` returned."
+    import papermill as pm
+    specs, values = checked
     if "run_name" in specs: values["run_name"] = run_dir.name
     check_interrupted(run_dir)
     replaces = None

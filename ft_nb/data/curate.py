@@ -186,6 +186,7 @@ def first_pass(source: str | Path,  # what to curate: a file, folder or dataset 
                 kept.rows.add(r); kept.dups.add(record_text(r)); kept.wheres.append(where)
                 kept.splits.append(split_of(key, cfg.val_frac, cfg.test_frac)); kept.cats.append(r.get("category") or "none")
                 kept.hashes.append(unit_hash(key)); kept.lengths.append(n); kept.flags.append(flags.get(i))
+    progress.line(f"; {len(kept.rows):,} kept, now deduplicating, checking contamination, balancing")
     return kept
 
 def _clean(batch: list[tuple[str, dict]], cfg: CurateConfig, ledger: Ledger) -> tuple[list[tuple[str, dict]], dict[int, str]]:
@@ -286,7 +287,6 @@ def curate(source: str | Path,  # a built-in dataset name, a file, a folder, or 
     if dataset: source = write_jsonl(out_dir / f"{dataset}.source.jsonl", builtin_records(dataset))
     ledger, load_report = Ledger(out_dir), LoadReport(str(source))
     kept = first_pass(source, out_dir, tok, cfg, ledger, load_report)
-    Progress("curate", len(kept.rows)).line(" kept by pass 1; deduplicating, checking contamination, balancing")
     with ledger.stage("dedup"): why, dup_report = dedup_drops(kept)
     with ledger.stage("contamination"):
         contaminated, leaks, same_prompts = contamination_drops(kept, cfg)

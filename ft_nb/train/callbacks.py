@@ -11,7 +11,7 @@ import json, os, time
 import torch
 from transformers import TrainerCallback
 
-from ..core import PROGRESS_ENV
+from ..core import PROGRESS_ENV, _clock
 from ..data.tokenize import IGNORE_INDEX
 
 # %% auto #0
@@ -96,8 +96,6 @@ class TokenCounts(TrainerCallback):
         if self._hook is not None: self._hook.remove(); self._hook = None
 
 # %% ../../nbs/33_train.callbacks.ipynb #a07c5f84
-def _clock(s: float) -> str: return f"{int(s // 60)}:{int(s % 60):02d}"
-
 class ProgressLines(TrainerCallback):
     "Prints `step n/N  loss x  t tokens/s  m:ss elapsed, ~m:ss left` at most every `every_s` seconds, and at the last step (rank 0 only)."
     def __init__(self, every_s: float = 10.0):  # seconds between lines

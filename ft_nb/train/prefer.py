@@ -164,13 +164,14 @@ def prefer_evaluation(data: str,  # the preference data (a built-in set's name, 
                       n_items: int = 24,  # test items of the source task answered before and after
                       n_probes: int = 40,  # forgetting probes asked before and after
                       max_new_tokens: int = 48,  # tokens per answer
+                      pairs: DatasetDict | None = None,  # `data`'s splits if loaded already; None: loaded here when needed
                      ) -> Evaluation:
     "The evaluation around a preference run: the forgetting probes, and test items: the task's that a built-in set (or a folder curated from one) comes from, else the held-out pairs' prompts with their chosen answers as references."
     report = Path(data) / "report.json"
     source = json.loads(report.read_text()).get("dataset") or data if Path(data).is_dir() and report.is_file() else data
     if task := task_of(source): split, name = get_split(load_data(task), "test", task), task
     else:
-        held = load_data(data).get("test")
+        held = (pairs if pairs is not None else load_data(data)).get("test")
         split = Dataset.from_list([{"messages": r["prompt"] + r["chosen"]} for r in held]) if held is not None and len(held) else None
         name = data
     if n_items and split is None:
