@@ -43,7 +43,7 @@ def child(data: str, train_rows: int, val_rows: int, steps: int, count: bool):
         sys.setprofile(hook)
 
     class Stop(TrainerCallback):
-        def on_train_begin(self, args, state, control, **kw): stage("Trainer starts (then the validation at step 0)")
+        def on_train_begin(self, args, state, control, **kw): stage("Trainer starts")
         def on_step_begin(self, args, state, control, **kw): stage("first step begins"); raise First
     params = {"max_train_rows": train_rows, "max_val_rows": val_rows, "max_steps": steps, "max_length": None, "eval_every": 10, "batch_size": 8}
     tok = load_tokenizer("embedded")

@@ -28,7 +28,7 @@ def test_sft_no_longer_holds_the_config_trainer_callbacks_or_record():
     assert not defined & set(homes), defined & set(homes)
     for name, home in homes.items():
         assert name in {n.name for n in ast.parse((ROOT / "ft_nb" / "train" / f"{home}.py").read_text()).body if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
-    assert defined <= {"TrainResult", "trainer_arguments", "run_training", "train_sft", "_checkpointing_args", "_collator", "_environment", "_reporting_env"}, defined
+    assert defined <= {"TrainResult", "trainer_arguments", "run_training", "train_sft", "_checkpointing_args", "_collator", "_environment", "_reporting_env", "validate_base"}, defined
 
 
 def test_the_memory_estimate_is_made_once_per_run(monkeypatch):

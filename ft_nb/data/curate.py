@@ -6,14 +6,16 @@ Docs: https://ft-nb.github.io/ft_nb/data.curate.html.md"""
 
 # %% ../../nbs/19_data.curate.ipynb #821f848c
 from __future__ import annotations
-import contextlib, dataclasses, json, shutil, time
+import collections, contextlib, dataclasses, itertools, json, multiprocessing, os, shutil, time
+from array import array
 from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
-from tqdm.auto import tqdm
 
 from ..core import Progress, atomic_path, atomic_write_json, json_param
 from .audit import audit_records
@@ -25,9 +27,9 @@ from .records import conversations, record_key, split_of, unit_hash, write_jsonl
 from .split import contamination, over_cap, plot_category_counts
 
 # %% auto #0
-__all__ = ['TEMPLATE_BYTES_PER_MESSAGE', 'SPLIT_FILES', 'CurateConfig', 'curate_config', 'Ledger', 'Survivors', 'first_pass',
-           'dedup_drops', 'contamination_drops', 'balance_drops', 'write_splits', 'audit_train', 'merge_rejects',
-           'curate', 'counts', 'check_splits', 'plot_report']
+__all__ = ['TEMPLATE_BYTES_PER_MESSAGE', 'SPLITS', 'SPLIT_FILES', 'CurateConfig', 'curate_config', 'Ledger', 'Survivors',
+           'first_pass', 'dedup_drops', 'contamination_drops', 'balance_drops', 'category_counts_of', 'write_splits',
+           'audit_train', 'merge_rejects', 'curate', 'counts', 'check_splits', 'plot_report']
 
 # %% ../../nbs/19_data.curate.ipynb #1437eecb
 @dataclass
@@ -45,7 +47,8 @@ class CurateConfig:
     contamination_ngram: int = 8  # n-gram length of the contamination check
     audit_rows: int = 2000  # rows of the training split audited (all if fewer)
     length_sample: int = 5000  # first rows whose tokens are counted for the report's histogram
-    batch_rows: int = 4096  # rows cleaned and token-counted together in the first pass
+    batch_rows: int = 4096  # rows cleaned, token-counted and sketched together in the first pass
+    workers: int = 0  # processes doing the first pass's work; 0: one per core
     report_examples: int = 20  # duplicate clusters and contaminated items listed in the report
     allow_empty_splits: bool = False  # succeed even when a split asked for (a fraction above 0) ends up empty
     drop_flagged: bool = False  # reject the rows a quality check flags (`clean.FLAGS`) instead of keeping them flagged
@@ -75,7 +78,7 @@ def _token_lengths(records: list[dict], tok, batch: int = 2048) -> list[int]:
     # (ChatML, Llama 3) the sum is exact; the supervision audit re-tokenizes exactly anyway.
     # A preference pair's length is that of its longer conversation (prompt and chosen, or prompt and rejected).
     frame, lens = {}, []
-    for i in tqdm(range(0, len(records), batch), desc="token lengths", leave=False):
+    for i in range(0, len(records), batch):
         chunk = records[i:i + batch]
         texts = [s for r in chunk for s in ([r["text"]] if "text" in r else [m["content"] for c in conversations(r) for m in c])]
         counts = iter(len(x) for x in tok(texts, add_special_tokens=False)["input_ids"])
@@ -101,31 +104,19 @@ def _bytes_bound(rec: dict) -> int:
     return max(sum(len(m["content"].encode()) + TEMPLATE_BYTES_PER_MESSAGE for m in c) for c in conversations(rec))
 
 def _batches(it, n: int):
-    batch = []
+    "Lists of `n` items of `it` (the last one shorter), each with the number of items before it."
+    batch, start = [], 0
     for x in it:
         batch.append(x)
-        if len(batch) == n: yield batch; batch = []
-    if batch: yield batch
-
-class _Rows:
-    "Rows kept by the first pass, on disk (one JSON line each, read back by offset); per row only small facts stay in memory."
-    def __init__(self, path: Path): self.path, self.f, self.offsets = path, open(path, "w+b"), []
-    def add(self, rec: dict) -> int:
-        self.offsets.append(self.f.tell()); self.f.write(json.dumps(rec, ensure_ascii=False).encode() + b"\n")
-        return len(self.offsets) - 1
-    def __getitem__(self, i: int) -> dict:
-        self.f.seek(self.offsets[i]); return json.loads(self.f.readline())
-    def __iter__(self):
-        self.f.flush(); self.f.seek(0)
-        for line in self.f: yield json.loads(line)
-    def __len__(self): return len(self.offsets)
-    def close(self): self.f.close(); self.path.unlink(missing_ok=True)
+        if len(batch) == n: yield start, batch; start += n; batch = []
+    if batch: yield start, batch
 
 # %% ../../nbs/19_data.curate.ipynb #cfe67a66
 class Ledger:
     "Where the rows went: every rejected row with its stage and reason (streamed to a file), counts by reason, cleaning changes by rule, seconds per stage."
     def __init__(self, out_dir: Path):
         self.path, self.counts, self.seconds, self.changes = out_dir / ".rejected.jsonl", Counter(), {}, {}
+        self.work = Counter()  # seconds of pass 1's work by kind (load, clean, length, sketch), summed over processes
         self.f = open(self.path, "w", encoding="utf-8")
 
     def changed(self, rules: list[str], before: dict, after: dict):
@@ -149,17 +140,131 @@ class Ledger:
     def close(self): self.f.close()
 
 # %% ../../nbs/19_data.curate.ipynb #eaf0224b
+SPLITS = ("train", "validation", "test")
+
+class _Names:
+    "A read-only sequence of names stored as small integer codes."
+    def __init__(self, codes: array, names: list[str]): self.codes, self.names = codes, names
+    def __getitem__(self, i: int) -> str: return self.names[self.codes[i]]
+    def __len__(self): return len(self.codes)
+    def __iter__(self): return (self.names[c] for c in self.codes)
+
 @dataclass
+class _Batch:
+    "One batch's pass-1 work: its rejects and cleaning changes, and its survivors as JSON lines with their facts."
+    rejects: list = field(default_factory=list)  # (stage, reason, row, extra facts)
+    changes: dict = field(default_factory=dict)  # cleaning rule -> {"rows": n, "example": {...}}
+    lines: list = field(default_factory=list)  # each survivor as one JSON line (bytes)
+    wheres: list = field(default_factory=list)  # each survivor's file and line
+    flags: list = field(default_factory=list)  # the quality check each survivor failed, if any
+    splits: list = field(default_factory=list)  # each survivor's split
+    cats: list = field(default_factory=list)  # each survivor's category
+    hashes: list = field(default_factory=list)  # each survivor's stable hash, for category caps
+    lengths: list = field(default_factory=list)  # each survivor's tokens, -1 where not counted
+    keys: np.ndarray | None = None  # exact-duplicate keys (`DuplicateIndex.sketch`)
+    sketches: np.ndarray | None = None  # MinHash sketches, None for exact duplicates only
+    seconds: Counter = field(default_factory=Counter)  # seconds spent cleaning, counting tokens and sketching
+
+def _work(start: int, batch: list[tuple[str, dict]], tok, cfg: CurateConfig, index: DuplicateIndex) -> _Batch:
+    "Pass 1's work on one batch (rows `start`, `start + 1`, ... of the source): clean, check, count tokens, sketch."
+    out, t = _Batch(), time.perf_counter()
+    cleaned, texts = [], []
+    for where, r in batch:
+        c, why, rules = clean_record(r, cfg.clean, cfg.quality)
+        for rule in rules: out.changes.setdefault(rule, {"rows": 0, "example": {"before": r, "after": c}})["rows"] += 1
+        if why and (why not in FLAGS or cfg.drop_flagged): out.rejects.append(("clean", why, r, {"where": where})); continue
+        cleaned.append((where, c, why))
+    out.seconds["clean"] += time.perf_counter() - t; t = time.perf_counter()
+    todo = [i for i, (_, r, _) in enumerate(cleaned) if _bytes_bound(r) > cfg.max_tokens or start + i < cfg.length_sample]
+    counted = dict(zip(todo, _token_lengths([cleaned[i][1] for i in todo], tok)))
+    out.seconds["length"] += time.perf_counter() - t; t = time.perf_counter()
+    for i, (where, r, flag) in enumerate(cleaned):
+        n = counted.get(i, -1)
+        if n > cfg.max_tokens: out.rejects.append(("length", "too_long", r, {"where": where, "tokens": n})); continue
+        key = record_key(r)
+        out.lines.append(json.dumps(r, ensure_ascii=False).encode() + b"\n"); out.wheres.append(where); out.flags.append(flag)
+        out.splits.append(split_of(key, cfg.val_frac, cfg.test_frac)); out.cats.append(r.get("category") or "none")
+        out.hashes.append(unit_hash(key)); out.lengths.append(n); texts.append(record_text(r))
+    out.keys, out.sketches = index.sketch(texts)
+    out.seconds["sketch"] += time.perf_counter() - t
+    return out
+
+class _Rows:
+    "Rows kept by the first pass, on disk: one JSON line each, and their places in the source on the lines of a second file."
+    def __init__(self, path: Path):
+        self.path, self.where_path = path, path.with_suffix(".where")
+        self.f, self.w, self.offsets = open(path, "w+b"), open(self.where_path, "w+", encoding="utf-8"), array("q")
+    def add(self, lines: list[bytes], wheres: list[str]):
+        for line in lines: self.offsets.append(self.f.tell()); self.f.write(line)
+        self.w.write("".join(w.replace("\n", " ") + "\n" for w in wheres))
+    def __getitem__(self, i: int) -> dict:
+        self.f.flush(); self.f.seek(self.offsets[i]); row = json.loads(self.f.readline()); self.f.seek(0, 2)
+        return row
+    def __iter__(self): return (json.loads(line) for line, _ in self.lines())
+    def lines(self):
+        "Each row's JSON line with its place, in order."
+        self.f.flush(); self.w.flush(); self.f.seek(0); self.w.seek(0)
+        for line, where in zip(self.f, self.w): yield line, where.rstrip("\n")
+        self.f.seek(0, 2); self.w.seek(0, 2)
+    def __len__(self): return len(self.offsets)
+    def close(self):
+        self.f.close(); self.w.close(); self.path.unlink(missing_ok=True); self.where_path.unlink(missing_ok=True)
+
 class Survivors:
-    "The rows that pass 1 kept, on disk, with the few facts per row that pass 2 decides on."
-    rows: _Rows  # the rows themselves, on disk
-    dups: DuplicateIndex  # their sketches, for duplicate clusters
-    wheres: list[str] = field(default_factory=list)  # each row's file and line
-    splits: list[str] = field(default_factory=list)  # each row's split
-    cats: list[str] = field(default_factory=list)  # each row's category
-    hashes: list[float] = field(default_factory=list)  # each row's stable hash, for category caps
-    lengths: list[int | None] = field(default_factory=list)  # each row's tokens, where counted
-    flags: list[str | None] = field(default_factory=list)  # the quality check each row failed, if any (kept, flagged)
+    "The rows that pass 1 kept, on disk, with the few facts per row that the decisions between the passes need, in compact arrays."
+    def __init__(self, out_dir: Path, threshold: float | None):
+        self.rows, self.dups = _Rows(out_dir / ".kept.jsonl"), DuplicateIndex(threshold, folder=out_dir)  # rows on disk; keys and band hashes
+        self.cat_names, self._cat_code = [], {}
+        self.split_codes, self.cat_codes, self.flag_codes = array("b"), array("i"), array("b")
+        self.hashes, self.lengths = array("d"), array("i")  # stable hashes, for category caps; tokens, -1 where not counted
+
+    def add(self, b: _Batch):
+        "Keep a batch's survivors."
+        self.rows.add(b.lines, b.wheres); self.dups.add_sketched(b.keys, b.sketches)
+        self.split_codes.extend(SPLITS.index(s) for s in b.splits); self.hashes.extend(b.hashes); self.lengths.extend(b.lengths)
+        self.flag_codes.extend(FLAGS.index(f) + 1 if f else 0 for f in b.flags)
+        for c in b.cats:
+            if c not in self._cat_code: self._cat_code[c] = len(self.cat_names); self.cat_names.append(c)
+            self.cat_codes.append(self._cat_code[c])
+
+    @property
+    def splits(self) -> _Names: return _Names(self.split_codes, SPLITS)  # each row's split
+    @property
+    def cats(self) -> _Names: return _Names(self.cat_codes, self.cat_names)  # each row's category
+    def flag(self, i: int) -> str | None: return FLAGS[self.flag_codes[i] - 1] if self.flag_codes[i] else None  # row i's quality flag
+    def close(self): self.rows.close(); self.dups.close()
+
+class _Workers:
+    "Runs pass 1's work on batches, in order: in this process while there is one batch, then in `n` forked worker processes."
+    def __init__(self, n: int, *args): self.n, self.args = n, args
+
+    def map(self, batches) -> Iterator[tuple[int, _Batch]]:
+        "(rows read, work done) for each batch of `batches`, in their order."
+        first, second = next(batches, None), next(batches, None)
+        if first is None: return
+        if second is None or self.n < 2:
+            for start, b in itertools.chain([first], [second] if second else [], batches): yield len(b), _work(start, b, *self.args)
+            return
+        with ProcessPoolExecutor(self.n, mp_context=multiprocessing.get_context("fork"), initializer=_worker_init, initargs=self.args) as ex:
+            pending = collections.deque()
+            for start, b in itertools.chain([first, second], batches):  # at most n + 1 batches in flight: memory stays flat
+                pending.append((len(b), ex.submit(_worker_work, start, b)))
+                if len(pending) > self.n: n, f = pending.popleft(); yield n, f.result()
+            while pending: n, f = pending.popleft(); yield n, f.result()
+
+_ARGS = None  # a worker process's tokenizer, settings and duplicate index
+
+def _worker_init(*args):
+    global _ARGS
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"  # one thread per worker: the workers are the parallelism
+    _ARGS = args
+
+def _worker_work(start, batch): return _work(start, batch, *_ARGS)
+
+def _workers(cfg: CurateConfig) -> int:
+    "Worker processes for pass 1: `cfg.workers`, or one per core this process may use."
+    if cfg.workers: return cfg.workers
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 def first_pass(source: str | Path,  # what to curate: a file, folder or dataset name
                out_dir: Path,  # where the survivors and the loader's rejects are kept until the end
@@ -168,47 +273,33 @@ def first_pass(source: str | Path,  # what to curate: a file, folder or dataset 
                ledger: Ledger,  # where rejected rows go
                load_report: LoadReport,  # filled with the loader's counts
               ) -> Survivors:
-    "Pass 1, streaming: load, clean and length-check every row; the survivors go to disk with their facts."
-    kept = Survivors(_Rows(out_dir / ".kept.jsonl"), DuplicateIndex(cfg.near_dup_threshold))
+    "Pass 1, streaming: load, clean, length-check and sketch every row; the survivors go to disk with their facts."
+    kept = Survivors(out_dir, cfg.near_dup_threshold)
     records = iter_located(source, cfg.fmt, cfg.columns, "keep", out_dir / ".load_rejected.jsonl", load_report)
-    batches, progress = _batches(records, cfg.batch_rows), Progress("curate", unit="rows")
-    while True:
-        with ledger.stage("load"): batch = next(batches, None)
-        if batch is None: break
-        progress.update(len(batch), "read, cleaned and measured")
-        with ledger.stage("clean"): cleaned, flags = _clean(batch, cfg, ledger)
-        with ledger.stage("length"): counted = _count_tokens(cleaned, tok, cfg, already=len(kept.lengths))
-        with ledger.stage("dedup"):
-            for i, (where, r) in enumerate(cleaned):
-                n = counted.get(i)
-                if n is not None and n > cfg.max_tokens: ledger.reject("length", "too_long", r, where=where, tokens=n); continue
-                key = record_key(r)
-                kept.rows.add(r); kept.dups.add(record_text(r)); kept.wheres.append(where)
-                kept.splits.append(split_of(key, cfg.val_frac, cfg.test_frac)); kept.cats.append(r.get("category") or "none")
-                kept.hashes.append(unit_hash(key)); kept.lengths.append(n); kept.flags.append(flags.get(i))
+    batches, progress = _timed(_batches(records, cfg.batch_rows), ledger), Progress("curate", unit="rows")
+    for n, b in _Workers(_workers(cfg), tok, cfg, DuplicateIndex(cfg.near_dup_threshold)).map(batches):
+        for stage, reason, row, extra in b.rejects: ledger.reject(stage, reason, row, **extra)
+        for rule, c in b.changes.items(): ledger.changes.setdefault(rule, {"rows": 0, "example": c["example"]})["rows"] += c["rows"]
+        ledger.work.update(b.seconds); kept.add(b)
+        progress.update(n, "read, cleaned, measured and sketched")
     progress.line(f"; {len(kept.rows):,} kept, now deduplicating, checking contamination, balancing")
     return kept
 
-def _clean(batch: list[tuple[str, dict]], cfg: CurateConfig, ledger: Ledger) -> tuple[list[tuple[str, dict]], dict[int, str]]:
-    "The cleaned rows of `batch` (with their places) and the quality flags of those that have one, by index; rows certainly bad (or flagged, with `drop_flagged`) are rejected. Changes are counted by rule."
-    out, flags = [], {}
-    for where, r in batch:
-        c, why, rules = clean_record(r, cfg.clean, cfg.quality)
-        if rules: ledger.changed(rules, r, c)
-        if why and (why not in FLAGS or cfg.drop_flagged): ledger.reject("clean", why, r, where=where); continue
-        if why: flags[len(out)] = why
-        out.append((where, c))
-    return out, flags
-
-def _count_tokens(rows: list[tuple[str, dict]], tok, cfg: CurateConfig, already: int) -> dict[int, int]:
-    "Token counts of the rows that could exceed `max_tokens`, and of the first rows for the histogram, by index."
-    todo = [i for i, (_, r) in enumerate(rows) if _bytes_bound(r) > cfg.max_tokens or already + i < cfg.length_sample]
-    return dict(zip(todo, _token_lengths([rows[i][1] for i in todo], tok)))
+def _timed(it, ledger: Ledger):
+    "`it`, its time spent producing items counted as the ledger's 'load' work."
+    while True:
+        t = time.perf_counter()
+        x = next(it, None)
+        ledger.work["load"] += time.perf_counter() - t
+        if x is None: return
+        yield x
 
 # %% ../../nbs/19_data.curate.ipynb #96b14f76
-def dedup_drops(kept: Survivors) -> tuple[dict[int, tuple], dict]:
+def dedup_drops(kept: Survivors,  # what pass 1 kept
+                listed: int = 20,  # the largest clusters shown in the report, with examples
+               ) -> tuple[dict[int, tuple], dict]:
     "Rows that duplicate another (the copy in the evaluation split is the one kept), and the duplicate report."
-    drop, report = choose_copies(kept.dups.clusters(), kept.splits, lambda i: record_text(kept.rows[i]))
+    drop, report = choose_copies(kept.dups.clusters(), kept.splits, lambda i: record_text(kept.rows[i]), limit=listed)
     return {i: ("dedup", "duplicate") for i in drop}, report
 
 def contamination_drops(kept: Survivors,  # what pass 1 kept
@@ -228,9 +319,22 @@ def balance_drops(kept: Survivors,  # what pass 1 kept
                  ) -> dict[int, tuple]:
     "Rows over the per-category `cap` among those not `dropped` already."
     if not cap: return {}
-    alive = [i for i in range(len(kept.cats)) if i not in dropped]
+    alive = [i for i in range(len(kept.rows)) if i not in dropped]
     over = over_cap([kept.cats[i] for i in alive], [kept.hashes[i] for i in alive], cap)
     return {alive[j]: ("balance", "over_category_cap") for j in over}
+
+def _alive(kept: Survivors, why: dict) -> np.ndarray:
+    "A mask of the rows no decision dropped."
+    alive = np.ones(len(kept.rows), bool)
+    alive[list(why)] = False
+    return alive
+
+def category_counts_of(kept: Survivors,  # what pass 1 kept
+                       why: dict,  # rows dropped, by index
+                      ) -> dict[str, int]:
+    "Rows per category among those not dropped."
+    n = np.bincount(np.frombuffer(kept.cat_codes, np.int32)[_alive(kept, why)], minlength=len(kept.cat_names))
+    return {c: int(k) for c, k in zip(kept.cat_names, n) if k}
 
 # %% ../../nbs/19_data.curate.ipynb #b3b6be58
 SPLIT_FILES = {"train": "train.jsonl", "validation": "val.jsonl", "test": "test.jsonl"}
@@ -243,14 +347,15 @@ def write_splits(kept: Survivors,  # what pass 1 kept
     "Pass 2: every surviving row to its split's file (and, if flagged, to `flagged.jsonl`), every dropped row to the rejects; returns rows per split and flags."
     counts, progress = Counter(), Progress("curate", len(kept.rows), "rows")
     with contextlib.ExitStack() as stack:
-        files = {k: stack.enter_context(open(stack.enter_context(atomic_path(out_dir / v)), "w", encoding="utf-8"))
+        files = {k: stack.enter_context(open(stack.enter_context(atomic_path(out_dir / v)), "wb"))
                  for k, v in {**SPLIT_FILES, "flagged": "flagged.jsonl"}.items()}
-        for i, r in enumerate(kept.rows):
+        for i, (line, where) in enumerate(kept.rows.lines()):  # kept rows are copied as the bytes pass 1 wrote
             progress.update(1, "written to their splits")
-            if i in why: ledger.reject(*why[i], r, where=kept.wheres[i], split=kept.splits[i]); continue
-            files[kept.splits[i]].write(json.dumps(r, ensure_ascii=False) + "\n"); counts[kept.splits[i]] += 1
-            if flag := kept.flags[i]:
-                files["flagged"].write(json.dumps({"flag": flag, "where": kept.wheres[i], "split": kept.splits[i], "row": r}, ensure_ascii=False) + "\n")
+            split = kept.splits[i]
+            if i in why: ledger.reject(*why[i], json.loads(line), where=where, split=split); continue
+            files[split].write(line); counts[split] += 1
+            if flag := kept.flag(i):
+                files["flagged"].write(json.dumps({"flag": flag, "where": where, "split": split}, ensure_ascii=False)[:-1].encode() + b', "row": ' + line.rstrip(b"\n") + b"}\n")
                 counts[f"flagged:{flag}"] += 1
     return counts
 
@@ -286,30 +391,32 @@ def curate(source: str | Path,  # a built-in dataset name, a file, a folder, or 
     dataset = str(source) if str(source) in DATASETS else None
     if dataset: source = write_jsonl(out_dir / f"{dataset}.source.jsonl", builtin_records(dataset))
     ledger, load_report = Ledger(out_dir), LoadReport(str(source))
-    kept = first_pass(source, out_dir, tok, cfg, ledger, load_report)
-    with ledger.stage("dedup"): why, dup_report = dedup_drops(kept)
+    with ledger.stage("pass1"): kept = first_pass(source, out_dir, tok, cfg, ledger, load_report)
+    with ledger.stage("dedup"): why, dup_report = dedup_drops(kept, cfg.report_examples)
     with ledger.stage("contamination"):
         contaminated, leaks, same_prompts = contamination_drops(kept, cfg)
         why = contaminated | why  # a duplicate stays a duplicate
-    before_balance = Counter(c for i, c in enumerate(kept.cats) if i not in why)
+    before_balance = category_counts_of(kept, why)
     with ledger.stage("balance"): why |= balance_drops(kept, why, cfg.cap_per_category)
     with ledger.stage("split"): out_counts = write_splits(kept, why, out_dir, ledger)
-    kept.rows.close(); ledger.close()
+    kept.close(); ledger.close()
     with ledger.stage("audit"): audit = audit_train(out_dir, tok, cfg)
     merge_rejects(out_dir, ledger)
     rejected = {f"load:{k}": v for k, v in load_report.rejected.items()} | dict(ledger.counts)
-    measured = [n for i, n in enumerate(kept.lengths) if n is not None and i not in why]
+    lengths = np.frombuffer(kept.lengths, np.int32)
+    measured = lengths[(lengths >= 0) & _alive(kept, why)].tolist()
     n = cfg.report_examples
     report = {"source": str(source), "dataset": dataset, "format": load_report.format, "formats": dict(load_report.formats),
               "tokenizer": getattr(tok, "name_or_path", None), "max_tokens": cfg.max_tokens, "rows_in": load_report.read,
               "rows_out": {k: out_counts[k] for k in SPLIT_FILES}, "rejected": rejected,
               "flagged": {k.split(":", 1)[1]: v for k, v in out_counts.items() if k.startswith("flagged:")},
-              "categories_before_balance": dict(before_balance), "categories_after": dict(Counter(c for i, c in enumerate(kept.cats) if i not in why)),
+              "categories_before_balance": dict(before_balance), "categories_after": category_counts_of(kept, why),
               "token_lengths": {"counted_rows": len(measured), "min": min(measured, default=0),
                                 "median": float(np.median(measured)) if measured else 0, "max": max(measured, default=0)},
               "cleaning": ledger.changes,
-              "duplicates": {"removed": dup_report["removed"], "cross_split_clusters": dup_report["cross_split_clusters"], "clusters": dup_report["clusters"][:n]},
-              "contamination": {"same_prompt_rows": same_prompts, "ngram_items": leaks[:n]}, "audit": audit, "config": asdict(cfg), "seconds": ledger.seconds}
+              "duplicates": {"removed": dup_report["removed"], "cross_split_clusters": dup_report["cross_split_clusters"], "clusters": dup_report["clusters"]},
+              "contamination": {"same_prompt_rows": same_prompts, "ngram_items": leaks[:n]}, "audit": audit, "config": asdict(cfg), "seconds": ledger.seconds,
+              "work_seconds": {k: round(v, 3) for k, v in ledger.work.items()}}
     if report["rows_in"] != sum(report["rows_out"].values()) + sum(rejected.values()):
         raise RuntimeError(f"curation lost rows: {report['rows_in']} in, {report['rows_out']} out, {rejected} rejected")
     atomic_write_json(out_dir / "report.json", report)

@@ -6,8 +6,9 @@ Docs: https://ft-nb.github.io/ft_nb/data.dedup.html.md"""
 
 # %% ../../nbs/16_data.dedup.ipynb #3b09b683
 from __future__ import annotations
-import hashlib, re, zlib
+import hashlib, os, re, tempfile, zlib
 from collections import defaultdict
+from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -27,11 +28,11 @@ def fold(s: str) -> list[str]:
     "Lower-cased words of `s`: what remains after case, punctuation and spacing are folded away."
     return re.findall(r"\w+", s.lower())
 
-def words_key(words: list[str]) -> str:
-    "A hash of folded words: equal for exact duplicates."
-    return hashlib.sha1(" ".join(words).encode()).hexdigest()
+def words_key(words: list[str]) -> int:
+    "A 64-bit hash of folded words: equal for exact duplicates (two different texts share one with odds of about n²/2⁶⁵)."
+    return int.from_bytes(hashlib.blake2b(" ".join(words).encode(), digest_size=8).digest(), "little")
 
-def exact_key(rec: dict) -> str:
+def exact_key(rec: dict) -> int:
     "The exact-duplicate key of a record."
     return words_key(fold(record_text(rec)))
 
@@ -71,15 +72,6 @@ def jaccard_estimate(s1: np.ndarray,  # one MinHash sketch
     return float(np.mean(s1 == s2))
 
 # %% ../../nbs/16_data.dedup.ipynb #1c1b22fa
-class _UnionFind:
-    def __init__(self, n): self.parent = list(range(n))
-    def find(self, i):
-        while self.parent[i] != i: self.parent[i] = self.parent[self.parent[i]]; i = self.parent[i]
-        return i
-    def union(self, a, b):
-        a, b = self.find(a), self.find(b)
-        if a != b: self.parent[max(a, b)] = min(a, b)
-
 def lsh_bands(threshold: float,  # the Jaccard similarity that counts as a near duplicate
               num_perm: int,  # sketch length
              ) -> tuple[int, int]:
@@ -90,48 +82,110 @@ def lsh_bands(threshold: float,  # the Jaccard similarity that counts as a near 
         if (1 / b) ** (1 / r) <= max(threshold - 0.1, 0.3): best = (b, r)
     return best
 
+def _run_pairs(values: np.ndarray,  # one value per row
+               ids: np.ndarray,  # the rows' indices
+               reach: int = 64,  # in a run longer than this, each row is paired with the `reach` rows before it
+              ) -> np.ndarray:
+    "Pairs (earlier, later) of rows with equal values, as an (n, 2) array."
+    order = np.argsort(values, kind="stable")
+    v, ids = values[order], ids[order]
+    run = np.concatenate([[0], np.cumsum(v[1:] != v[:-1])])  # each sorted position's run number
+    out = []
+    for d in range(1, min(reach, len(v)) + 1):
+        same = np.flatnonzero(run[:-d] == run[d:])
+        if len(same) == 0: break  # no run is longer than d
+        out.append(np.stack([ids[same], ids[same + d]], axis=1))
+    return np.concatenate(out) if out else np.empty((0, 2), np.int64)
+
+def _components(pairs: np.ndarray) -> list[list[int]]:
+    "Groups of rows joined by `pairs`, directly or through others; each sorted, groups ordered by their first row."
+    nodes = np.unique(pairs)
+    parent = list(range(len(nodes)))
+    def find(i):
+        while parent[i] != i: parent[i] = parent[parent[i]]; i = parent[i]
+        return i
+    for a, b in np.searchsorted(nodes, pairs).tolist():
+        a, b = find(a), find(b)
+        if a != b: parent[max(a, b)] = min(a, b)
+    groups = defaultdict(list)
+    for i, node in enumerate(nodes.tolist()): groups[find(i)].append(node)
+    return list(groups.values())
+
 class DuplicateIndex:
-    "Finds exact and near duplicates among rows added one at a time; holds only a key and a sketch per row."
-    def __init__(self, threshold: float | None = 0.8, num_perm: int = 128, ngram: int = 5):
-        self.threshold, self.num_perm = threshold, num_perm
+    "Finds exact and near duplicates among rows added in batches. In memory it keeps a 64-bit key and the LSH band hashes of each row (80 bytes at the defaults); the sketches go to a temporary file."
+    def __init__(self, threshold: float | None = 0.8, num_perm: int = 128, ngram: int = 5,
+                 folder: str | Path | None = None):  # where the sketches' temporary file goes; None: the system's
+        self.threshold, self.num_perm, self.folder = threshold, num_perm, folder
         self.mh = MinHasher(num_perm, ngram) if threshold is not None else None
         self.bands, self.rows = lsh_bands(threshold, num_perm) if threshold is not None else (0, 0)
-        self.first, self.pairs, self.n = {}, [], 0
-        self.buckets = [dict() for _ in range(self.bands)]
-        self.sigs = {}  # sketches of the first row of each exact group
+        self._mix = np.random.default_rng(7).integers(1, 2**63, self.rows, dtype=np.uint64) | np.uint64(1)
+        self.n, self._keys, self._bands, self._file = 0, [], [], None
+
+    def sketch(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray | None]:
+        "Exact keys and sketches of `texts`: all the work of adding them, which can be done in another process."
+        words = [fold(t) for t in texts]
+        keys = np.fromiter((words_key(w) for w in words), np.uint64, len(words))
+        if self.mh is None: return keys, None
+        return keys, np.stack([self.mh.sketch(w) for w in words]) if words else np.empty((0, self.num_perm), np.uint32)
+
+    def add_sketched(self, keys: np.ndarray, sketches: np.ndarray | None) -> int:
+        "Add rows by their keys and sketches (what `sketch` returns); returns the first one's index."
+        first, self.n = self.n, self.n + len(keys)
+        self._keys.append(np.asarray(keys, np.uint64))
+        if self.mh is not None:
+            if self._file is None: self._file = tempfile.TemporaryFile(dir=self.folder)
+            self._file.write(np.ascontiguousarray(sketches, np.uint32).tobytes())
+            bands = sketches[:, :self.bands * self.rows].reshape(len(keys), self.bands, self.rows).astype(np.uint64)
+            self._bands.append(((bands * self._mix).sum(axis=2, dtype=np.uint64) >> np.uint64(32)).astype(np.uint32))
+        return first
 
     def add(self, text: str) -> int:
-        "Add a row's text; returns its index."
-        i, self.n, words = self.n, self.n + 1, fold(text)
-        k = words_key(words)
-        if k in self.first: self.pairs.append((self.first[k], i)); return i  # exact: no sketch needed
-        self.first[k] = i
-        if self.mh is None: return i
-        self.sigs[i] = s = self.mh.sketch(words)
-        cands = set()
-        for b in range(self.bands):
-            bucket = self.buckets[b].setdefault(s[b * self.rows:(b + 1) * self.rows].tobytes(), [])
-            cands.update(bucket); bucket.append(i)
-        self.pairs += [(j, i) for j in cands if jaccard_estimate(self.sigs[j], s) >= self.threshold]
-        return i
+        "Add one row's text; returns its index."
+        return self.add_sketched(*self.sketch([text]))
 
     def clusters(self) -> list[list[int]]:
         "Groups (row indices, first row first) of rows that are duplicates of each other, directly or through others."
-        uf = _UnionFind(self.n)
-        for a, b in self.pairs: uf.union(a, b)
-        groups = defaultdict(list)
-        for i in range(self.n): groups[uf.find(i)].append(i)
-        return [g for g in groups.values() if len(g) > 1]
+        if self.n == 0: return []
+        exact = _run_pairs(np.concatenate(self._keys), np.arange(self.n))
+        pairs = [exact[np.argsort(exact[:, 1], kind="stable")]]
+        if self.mh is not None:
+            alone = np.ones(self.n, bool); alone[exact[:, 1]] = False  # an exact copy's sketch is its first copy's
+            live, bands = np.flatnonzero(alone), np.concatenate(self._bands)
+            cands = np.unique(np.concatenate([_run_pairs(bands[live, b], live) for b in range(self.bands)]), axis=0)
+            pairs.append(self._confirm(cands))
+        pairs = np.concatenate(pairs)
+        return sorted(_components(pairs), key=lambda g: g[0]) if len(pairs) else []
+
+    def _confirm(self, cands: np.ndarray, chunk: int = 8192) -> np.ndarray:
+        "The candidate pairs whose sketches agree on at least `threshold` of their values, their sketches read from disk a chunk at a time."
+        # Read row by row, not through a memory map: a map's page faults bring in the pages around each
+        # sketch too, and those count as the process's memory while mapped (hundreds of MB at a million rows).
+        self._file.flush()
+        fd, size, out = self._file.fileno(), 4 * self.num_perm, []
+        for s in range(0, len(cands), chunk):
+            part = cands[s:s + chunk]
+            rows = np.unique(part)
+            sk = np.frombuffer(b"".join(os.pread(fd, size, int(r) * size) for r in rows), np.uint32).reshape(len(rows), -1)
+            a, b = sk[np.searchsorted(rows, part[:, 0])], sk[np.searchsorted(rows, part[:, 1])]
+            out.append(part[(a == b).mean(axis=1) >= self.threshold])
+        return np.concatenate(out) if out else cands
+
+    def close(self):
+        "Remove the sketches' file."
+        if self._file is not None: self._file.close(); self._file = None
 
 def duplicate_clusters(records: list[dict],  # records
                        threshold: float | None = 0.8,  # Jaccard similarity of a near duplicate; None: exact duplicates only
                        num_perm: int = 128,  # sketch length
                        ngram: int = 5,  # shingle length in words
+                       batch: int = 4096,  # rows sketched together
                       ) -> list[list[int]]:
     "Clusters (lists of row indices, first row first) of exact and, unless `threshold` is None, near duplicates."
     index = DuplicateIndex(threshold, num_perm, ngram)
-    for r in tqdm(records, desc="dedup", leave=False): index.add(record_text(r))
-    return index.clusters()
+    for i in tqdm(range(0, len(records), batch), desc="dedup", leave=False):
+        index.add_sketched(*index.sketch([record_text(r) for r in records[i:i + batch]]))
+    try: return index.clusters()
+    finally: index.close()
 
 # %% ../../nbs/16_data.dedup.ipynb #fddf9ba4
 _PRIORITY = {"test": 0, "validation": 1, "train": 2}
@@ -140,19 +194,20 @@ def choose_copies(clusters: list[list[int]],  # duplicate clusters of row indice
                   splits: list[str],  # each row's split
                   text=None,  # row index -> its text, for the report's examples; None: no examples
                   examples: int = 3,  # example texts per cluster
+                  limit: int | None = None,  # clusters listed in the report, largest first; None: all
                  ) -> tuple[set[int], dict]:
     "Rows to drop from each cluster (all but the best copy) and the report; `text(i)` gives row i's text for examples."
-    drop, report = set(), {"clusters": [], "removed": 0, "cross_split_clusters": 0}
+    drop, listed, cross = set(), [], 0
     for c in clusters:
         keep = min(c, key=lambda i: (_PRIORITY.get(splits[i], 3), i))
         in_splits = sorted({splits[i] for i in c})
         drop.update(i for i in c if i != keep)  # one copy survives, in the most valuable split
-        report["cross_split_clusters"] += len(in_splits) > 1
-        report["clusters"].append({"size": len(c), "splits": in_splits, "kept": keep, "kept_split": splits[keep], "members": c[:20],
-                                   "examples": [text(i)[:200] for i in c[:examples]] if text else []})
-    report["removed"] = len(drop)
-    report["clusters"].sort(key=lambda c: -c["size"])
-    return drop, report
+        cross += len(in_splits) > 1
+        listed.append((c, keep, in_splits))
+    listed.sort(key=lambda x: -len(x[0]))
+    return drop, {"removed": len(drop), "cross_split_clusters": cross,
+                  "clusters": [{"size": len(c), "splits": s, "kept": keep, "kept_split": splits[keep], "members": c[:20],
+                                "examples": [text(i)[:200] for i in c[:examples]] if text else []} for c, keep, s in listed[:limit]]}
 
 def deduplicate(records: list[dict],  # records
                 splits: list[str] | None = None,  # each row's split; None: all 'train'

@@ -30,6 +30,7 @@ class SFTConfig:
     max_grad_norm: float = 1.0  # gradient clipping
     max_length: int = 512  # tokens per example; longer ones are truncated
     eval_every: int = 10  # steps between validation losses
+    base_validation: str = "auto"  # when the base model's validation loss (step 0's) is measured: "first", before the first step; "last", after training with the adapters off; "auto": last where that gives the same number (train.plan)
     log_every: int = 1  # steps between training-loss logs (each log reads the loss from the device)
     seed: int | None = None  # None: settings' seed
     audit: bool = True  # refuse training data that fails the supervision audit (data.audit)
@@ -87,6 +88,7 @@ def check_config(cfg: SFTConfig,  # the run's config
                 ):
     "Refuse a config that cannot train (`method`) on the path it takes, naming the field to change."
     if cfg.max_steps < 1 and not cfg.epochs: raise ValueError(f"max_steps is {cfg.max_steps}: set it to 1 or more, or set epochs")
+    if cfg.base_validation not in ("auto", "first", "last"): raise ValueError(f"base_validation must be 'auto', 'first' or 'last', got {cfg.base_validation!r}")
     if cfg.fast_loss not in LOSSES: raise ValueError(f"the fast path's loss (SFTConfig.fast_loss) is {cfg.fast_loss!r}: expected one of {LOSSES}")
     if cfg.pack_rows < -1: raise ValueError(f"pack_rows is {cfg.pack_rows}: expected a number of rows, 0 (as many as batch_size x max_length tokens) or -1 (the most that fit)")
     if method and (cfg.packing or fast) and not get_method(method).packing:

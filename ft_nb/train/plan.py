@@ -18,9 +18,10 @@ from .config import SFTConfig, check_config, fast_rows, planned_steps, report_ta
 from .fast import FastParts, fast_parts
 from .memory import MemoryEstimate, estimate_memory
 from .prepare import Prepared
+from .callbacks import TRIAL_ENV
 
 # %% auto #0
-__all__ = ['TrainPlan', 'rows_that_fit', 'plan_training']
+__all__ = ['TrainPlan', 'rows_that_fit', 'base_validation', 'plan_training']
 
 # %% ../../nbs/35_train.plan.ipynb #dd999025
 _CPU_MEMORY = ("\n  (a floor on the CPU, not an estimate: its formulas are a GPU run's; on the CPU, attention keeps length-squared matrices "
@@ -52,6 +53,7 @@ class TrainPlan:
     bounds: int  # entries of the examples' bounds a batch carries for ft_nb_varlen, fixed for the run (`train.fast.padded_bounds`); 0: the plain path
     gradient_checkpointing: bool  # activations recomputed in the backward pass
     eval_every: int | None  # steps between validation losses; None: no validation data
+    base_validation: str  # when step 0's validation loss is measured: 'first', before the first step; 'last', after training with the adapters off; '' without validation
     log_every: int  # steps between training-loss logs
     save_every: int  # steps between checkpoints; 0: none
     keep_last: int  # checkpoints kept
@@ -78,7 +80,8 @@ class TrainPlan:
                  f"process{'es' if self.world > 1 else ''}), seed {self.seed}",
                  f"  lr {self.lr:g}, {self.warmup_steps} warmup steps, {self.scheduler} decay; {self.optim}, weight decay {self.weight_decay:g}, clip {self.max_grad_norm:g}",
                  f"  {self.path}" + (", gradient checkpointing" if self.gradient_checkpointing else ""),
-                 f"  " + (f"validation every {self.eval_every} steps" if self.eval_every else "no validation") + (", a log every step, " if self.log_every == 1 else f", a log every {self.log_every} steps, ")
+                 f"  " + (f"validation every {self.eval_every} steps" if self.eval_every else "no validation")
+                 + (" (the base model's, step 0's, after training: its adapters off give the same loss)" if self.base_validation == "last" else "") + (", a log every step, " if self.log_every == 1 else f", a log every {self.log_every} steps, ")
                  + (f"checkpoints every {self.save_every} steps (last {self.keep_last} kept)" if self.save_every else "no checkpoints")
                  + (f", engine {', '.join(self.engine)}" if self.engine else ""),
                  f"  {self.memory}" + (_CPU_MEMORY if self.device == "cpu" else "")]
@@ -101,6 +104,36 @@ def _free_memory(model) -> int:
     "Bytes free for training: on a GPU what CUDA reports free, else the machine's available memory."
     if model.device.type == "cuda": return torch.cuda.mem_get_info(model.device)[0]
     return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+# %% ../../nbs/35_train.plan.ipynb #31f7b7e2
+def _adds_nothing(model, ready: Prepared) -> bool:
+    "Whether `model`, its method untrained, computes what its base computes: one validation row's logits with the adapters on and off agree exactly."
+    if not hasattr(model, "disable_adapter"): return False
+    ids = torch.tensor([ready.validation[0]["input_ids"][:64]], device=model.device)
+    was = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            on = model(input_ids=ids).logits
+            with model.disable_adapter(): off = model(input_ids=ids).logits
+    finally: model.train(was)
+    return torch.equal(on, off)
+
+def base_validation(model,  # the model with its method applied
+                    ready: Prepared,  # the data as the run reads it
+                    cfg: SFTConfig,  # the run's config (its `base_validation`)
+                    fast: bool,  # whether the run takes the fast path
+                    world: int,  # processes
+                    engine: dict,  # a distributed engine's arguments
+                   ) -> str:
+    "When step 0's validation loss is measured: 'first', 'last' (after training, adapters off), or '' without validation."
+    if ready.validation is None: return ""
+    if cfg.base_validation == "first": return "first"
+    why_not = ("the run trains on the fast path" if fast else f"the run trains in {world} processes" if world > 1 or engine else
+               "a search's pruning reads it" if os.environ.get(TRIAL_ENV) else
+               "the untrained method changes what the model computes" if not _adds_nothing(model, ready) else None)
+    if why_not and cfg.base_validation == "last": raise ValueError(f"base_validation='last' cannot be kept: {why_not}; use 'auto' or 'first'")
+    return "first" if why_not else "last"
 
 # %% ../../nbs/35_train.plan.ipynb #b4042d38
 def _bf16(model) -> bool:
@@ -149,6 +182,7 @@ def plan_training(model: PreTrainedModel,  # the base model, on its device
                      packing=cfg.packing and not fast, pack_length=cfg.pack_length if fast else None, fast=fast,
                      bounds=micro * ready.segments + 1 if fast else 0,
                      gradient_checkpointing=cfg.gradient_checkpointing, eval_every=cfg.eval_every if ready.validation is not None else None,
+                     base_validation=base_validation(model, ready, cfg, bool(fast), world, engine),
                      log_every=cfg.log_every, save_every=cfg.save_every, keep_last=cfg.keep_last, load_best=cfg.load_best, resume=cfg.resume,
                      early_stopping_patience=cfg.early_stopping_patience, report_to=report_targets(cfg), engine=engine, memory=memory)
     if int(os.environ.get("RANK", 0)) == 0:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 from datasets import DatasetDict
-from transformers import EarlyStoppingCallback, PreTrainedModel, PreTrainedTokenizerBase, TrainingArguments
+from transformers import EarlyStoppingCallback, PreTrainedModel, PreTrainedTokenizerBase, Trainer, TrainingArguments
 
 from ..data.tokenize import collator
 from .callbacks import History, TokenCounts, progress_callbacks, trial_callbacks
@@ -25,7 +25,7 @@ from .prepare import Prepared, prepare_data
 from .trainer import FtTrainer
 
 # %% auto #0
-__all__ = ['TrainResult', 'trainer_arguments', 'run_training', 'train_sft']
+__all__ = ['TrainResult', 'trainer_arguments', 'validate_base', 'run_training', 'train_sft']
 
 # %% ../../nbs/36_train.sft.ipynb #0110c8f2
 @dataclass
@@ -73,7 +73,7 @@ def trainer_arguments(plan: TrainPlan,  # the run's plan
         logging_steps=plan.log_every, eval_strategy="steps" if val else "no", eval_steps=plan.eval_every, report_to=list(plan.report_to),
         # the validation loss at step 0, for the curve, from inside `train`: an `evaluate()` before `train()` leaves a
         # multi-process run's model without DDP's wrapper (transformers 5.24), so the processes would train apart
-        eval_on_start=val and not resuming, include_num_input_tokens_seen="non_padding", optim=plan.optim,
+        eval_on_start=val and not resuming and plan.base_validation != "last", include_num_input_tokens_seen="non_padding", optim=plan.optim,
         **(plan.fast.trainer_args() if plan.fast else {}), **_checkpointing_args(plan.gradient_checkpointing),
         save_strategy="steps" if plan.save_every else "no", save_steps=plan.save_every or None, save_total_limit=plan.keep_last,
         load_best_model_at_end=best, metric_for_best_model="eval_loss" if best else None, greater_is_better=False if best else None,
@@ -109,6 +109,19 @@ def _reporting_env(plan: TrainPlan, output_dir: Path) -> dict:
     if "wandb" in plan.report_to: env |= {"WANDB_MODE": os.environ.get("WANDB_MODE", "offline"), "WANDB_DIR": os.environ.get("WANDB_DIR", str(output_dir))}
     return env
 
+def validate_base(trainer: Trainer,  # a trainer whose model's adapters add nothing untrained (`train.plan.base_validation`)
+                 ) -> dict:
+    "Step 0's validation loss, measured after training with the adapters switched off, and put first in the Trainer's log as step 0's."
+    model, state, step, t = trainer.model, trainer.state, trainer.state.global_step, time.perf_counter()
+    state.global_step = 0  # what the progress lines say it is: step 0's loss
+    try:
+        with model.disable_adapter():
+            out = trainer.evaluation_loop(trainer.get_eval_dataloader(), description="base model", prediction_loss_only=True, metric_key_prefix="eval")
+    finally: state.global_step = step
+    row = {"eval_loss": out.metrics["eval_loss"], "eval_runtime": round(time.perf_counter() - t, 4), "epoch": 0.0, "step": 0}
+    state.log_history.insert(0, row)
+    return row
+
 # %% ../../nbs/36_train.sft.ipynb #ef0d8ae7
 def run_training(model: PreTrainedModel,  # the model with its method applied (`plan_training`)
                  plan: TrainPlan,  # what to do
@@ -132,7 +145,10 @@ def run_training(model: PreTrainedModel,  # the model with its method applied (`
                                 nan_check_on_device=plan.fast.nan_check_on_device if plan.fast else True)
             if plan.early_stopping_patience: trainer.add_callback(EarlyStoppingCallback(plan.early_stopping_patience))
             t0 = time.perf_counter()
-            try: trainer.train(resume_from_checkpoint=str(last) if last else None)
+            try:
+                trainer.train(resume_from_checkpoint=str(last) if last else None)
+                if plan.base_validation == "last" and not any(r.get("step") == 0 and "eval_loss" in r for r in trainer.state.log_history):
+                    validate_base(trainer)
             finally: counts.close()
             seconds = time.perf_counter() - t0
     model.eval()
