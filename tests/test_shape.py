@@ -8,10 +8,10 @@ import pytest
 from conftest import ROOT
 
 PKG = ROOT / "ft_nb"
-# Lower layers never import from higher ones: core, then models, then data, then methods and evaluation,
+# Lower layers never import from higher ones: core, then models and their families, then data, then methods and evaluation,
 # then training, then runs, distributed training and the benchmark, then the jobs and their runner, the experiments
 # built on the runner, and the command line at the top.
-LAYERS = [("ft_nb.core",), ("ft_nb.models",), ("ft_nb.data",), ("ft_nb.methods", "ft_nb.eval", "ft_nb.rag", "ft_nb.export"), ("ft_nb.train",),
+LAYERS = [("ft_nb.core",), ("ft_nb.models", "ft_nb.families"), ("ft_nb.data",), ("ft_nb.methods", "ft_nb.eval", "ft_nb.rag", "ft_nb.export"), ("ft_nb.train",),
           ("ft_nb.runs", "ft_nb.distributed", "ft_nb.bench"), ("ft_nb.jobs", "ft_nb.runner", "ft_nb.decide"), ("ft_nb.experiments",), ("ft_nb.cli",)]
 
 

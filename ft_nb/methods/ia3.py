@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from peft import IA3Config as PeftIA3Config, PeftModel, get_peft_model
 from transformers import PreTrainedModel
 
+from ..families import family_of
 from .core import register_method
 
 # %% auto #0
@@ -19,8 +20,8 @@ __all__ = ['IA3Config', 'apply_ia3']
 # %% ../../nbs/24_methods.ia3.ipynb #d73da0a3
 @dataclass
 class IA3Config:
-    target_modules: list[str] | None = None  # layers to rescale; None: PEFT's choice for the architecture (k, v, feed-forward down)
-    feedforward_modules: list[str] | None = None  # which of them are feed-forward (rescaled on the input side); None: PEFT's choice
+    target_modules: list[str] | None = None  # layers to rescale; None: the family's (`families.Family.ia3_targets`: keys, values, feed-forward output), else PEFT's choice
+    feedforward_modules: list[str] | None = None  # which of them are feed-forward (rescaled on the input side); None: as `target_modules` was chosen
 
 @register_method("ia3", IA3Config, default_lr=3e-3, summary="learned rescaling vectors in attention and feed-forward (PEFT)",
                  test={"lr": 3e-2})
@@ -28,5 +29,10 @@ def apply_ia3(model: PreTrainedModel,  # the base model
               cfg: IA3Config,  # which layers to rescale
              ) -> PeftModel:
     "Add IA3 scaling vectors (initialised to one) to the target layers; only they train."
-    return get_peft_model(model, PeftIA3Config(task_type="CAUSAL_LM", target_modules=cfg.target_modules,
-                                               feedforward_modules=cfg.feedforward_modules))
+    targets, feedforward, family = cfg.target_modules, cfg.feedforward_modules, family_of(model.config)
+    if targets is None and family: targets, feedforward = family.ia3_targets, feedforward or family.ia3_feedforward
+    try: return get_peft_model(model, PeftIA3Config(task_type="CAUSAL_LM", target_modules=targets, feedforward_modules=feedforward))
+    except ValueError as e:
+        if targets is not None: raise
+        raise ValueError(f"IA3 does not know which layers of a {model.config.model_type!r} model to rescale (PEFT: {e}); pass them as method options, "
+                         'e.g. -p method_options \'{"target_modules": ["k_proj", "v_proj", "down_proj"], "feedforward_modules": ["down_proj"]}\'') from None

@@ -32,6 +32,13 @@ class FtTrainer(Trainer):
         "The model's inputs on its device, without the batch's count (`real_tokens`)."
         return super()._prepare_inputs({k: v for k, v in inputs.items() if k != "real_tokens"})
 
+    def get_eval_dataloader(self, eval_dataset=None):
+        "The Trainer's validation loader, with a random generator of its own: a validation pass then draws nothing from the global one, so when it runs (before training, after it, every `eval_every` steps) does not change the dropout of the steps after it."
+        loader = super().get_eval_dataloader(eval_dataset)
+        inner = getattr(loader, "base_dataloader", loader)  # accelerate's wrapper iterates the DataLoader it holds
+        inner.generator = torch.Generator().manual_seed(0)  # a DataLoader seeds each new iterator from its generator, or else from the global one
+        return loader
+
     def floating_point_ops(self, inputs):
         "The Trainer's FLOP count (6 x input tokens x parameters), with the parameters counted once: the Trainer counts them every step, walking every module."
         if "input_ids" not in inputs: return super().floating_point_ops(inputs)
