@@ -119,11 +119,9 @@ class Ledger:
         self.work = Counter()  # seconds of pass 1's work by kind (load, clean, length, sketch), summed over processes
         self.f = open(self.path, "w", encoding="utf-8")
 
-    def changed(self, rules: list[str], before: dict, after: dict):
-        "Count a row that cleaning changed, by rule; the first row changed by each rule is kept as its example."
-        for rule in rules:
-            c = self.changes.setdefault(rule, {"rows": 0, "example": {"before": before, "after": after}})
-            c["rows"] += 1
+    def merge_changes(self, changes: dict):
+        "Add a batch's cleaning changes (rule -> rows changed and the first row's example); the first example of each rule stays."
+        for rule, c in changes.items(): self.changes.setdefault(rule, {"rows": 0, "example": c["example"]})["rows"] += c["rows"]
 
     def reject(self, stage: str, reason: str, row, **extra):
         "Count a rejected row and write it with its stage, reason and any `extra` facts (its file and line, its split)."
@@ -279,7 +277,7 @@ def first_pass(source: str | Path,  # what to curate: a file, folder or dataset 
     batches, progress = _timed(_batches(records, cfg.batch_rows), ledger), Progress("curate", unit="rows")
     for n, b in _Workers(_workers(cfg), tok, cfg, DuplicateIndex(cfg.near_dup_threshold)).map(batches):
         for stage, reason, row, extra in b.rejects: ledger.reject(stage, reason, row, **extra)
-        for rule, c in b.changes.items(): ledger.changes.setdefault(rule, {"rows": 0, "example": c["example"]})["rows"] += c["rows"]
+        ledger.merge_changes(b.changes)
         ledger.work.update(b.seconds); kept.add(b)
         progress.update(n, "read, cleaned, measured and sketched")
     progress.line(f"; {len(kept.rows):,} kept, now deduplicating, checking contamination, balancing")

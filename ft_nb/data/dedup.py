@@ -147,7 +147,7 @@ class DuplicateIndex:
         "Groups (row indices, first row first) of rows that are duplicates of each other, directly or through others."
         if self.n == 0: return []
         exact = _run_pairs(np.concatenate(self._keys), np.arange(self.n))
-        pairs = [exact[np.argsort(exact[:, 1], kind="stable")]]
+        pairs = [exact]
         if self.mh is not None:
             alone = np.ones(self.n, bool); alone[exact[:, 1]] = False  # an exact copy's sketch is its first copy's
             live, bands = np.flatnonzero(alone), np.concatenate(self._bands)
